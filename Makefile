@@ -1,0 +1,46 @@
+# Every target sets up what it needs. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: help venv test unit lint typecheck schema demo clean
+
+help:
+	@echo "make demo      show the embedded example: tasks and a dry run of VLMEvalKit OCRBench"
+	@echo "make test      lint, type-check and run the test suite (what CI runs)"
+	@echo "make lint      ruff + mypy --strict"
+	@echo "make schema    regenerate the committed JSON Schemas from the models"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[host,dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(VENV)/bin/ruff check orchestrator tests
+	$(VENV)/bin/mypy
+
+typecheck: lint
+
+unit: venv
+	$(VENV)/bin/pytest tests/unit
+
+test: lint
+	$(VENV)/bin/pytest
+
+schema: venv
+	$(PY) -m orchestrator.schema.export
+
+demo: venv
+	$(PY) -m orchestrator.runtime --framework images/vlmevalkit/framework.yml ls
+	$(PY) -m orchestrator.runtime --framework images/vlmevalkit/framework.yml run_eval \
+		--eval_type ocrbench --model_id my_model --model_type vlm \
+		--model_url http://localhost:8000/v1/chat/completions \
+		--output_dir ./results/ocrbench --dry_run
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

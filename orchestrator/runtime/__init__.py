@@ -1,0 +1,1 @@
+"""What runs inside an evaluation image: the core_evals CLI, rendering, execution, parsers."""

@@ -1,0 +1,123 @@
+"""run_eval: merge -> validate -> render -> run -> parse -> write results.yml."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from orchestrator import __version__
+from orchestrator.runtime.execute import run_streaming
+from orchestrator.runtime.parsers import get_parser
+from orchestrator.runtime.render import render_command
+from orchestrator.schema.config import Evaluation
+from orchestrator.schema.errors import HarnessError, InputError
+from orchestrator.schema.framework import FrameworkDefinition
+from orchestrator.schema.loading import dump_yaml, load_model
+from orchestrator.schema.resolve import RunRequest, resolve_run
+from orchestrator.schema.results import Provenance, ResultsFile
+
+
+@dataclass(frozen=True)
+class LoadedFramework:
+    """A framework definition and the bytes it was read from (for provenance)."""
+
+    path: Path
+    definition: FrameworkDefinition
+    sha256: str
+
+
+def load_framework(path: Path) -> LoadedFramework:
+    """Read and validate a framework.yml."""
+    definition = load_model(FrameworkDefinition, path)
+    return LoadedFramework(path, definition, hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A resolved run and the command it will execute."""
+
+    evaluation: Evaluation
+    command: str
+
+
+def plan_run(framework: LoadedFramework, request: RunRequest) -> Plan:
+    """Resolve and render without touching the disk or the environment."""
+    evaluation = resolve_run(framework.definition, request)
+    return Plan(evaluation, render_command(evaluation, source=str(framework.path)))
+
+
+def describe(plan: Plan) -> str:
+    """What --dry_run prints."""
+    config = plan.evaluation.model_dump(mode="json")
+    return f"Rendered config:\n\n{dump_yaml(config)}\nRendered command:\n\n{plan.command}\n"
+
+
+def _api_key_value(evaluation: Evaluation) -> str | None:
+    name = evaluation.target.api_endpoint.api_key
+    if name is None:
+        return None
+    value = os.environ.get(name)
+    if not value:
+        raise InputError(f"environment variable {name} (named by --api_key_name) is not set",
+                         hint=f"export {name}=<your key>, or drop --api_key_name for an endpoint without auth")
+    return value
+
+
+def prepare_output_dir(path: Path) -> None:
+    """Create the output dir and check it is writable; failure is bad input (exit 2)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "logs").mkdir(exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise InputError(f"cannot write to output dir {str(path)!r}: {err.strerror}",
+                         hint="pass an --output_dir you can write to") from None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file so that readers see the old content or the new, never half of it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
+    """Run the plan: returns the results written to results.yml, or raises HarnessError."""
+    evaluation = plan.evaluation
+    key = _api_key_value(evaluation)
+    output_dir = Path(evaluation.config.output_dir)
+    prepare_output_dir(output_dir)
+    write_atomic(output_dir / "run_config.yml", dump_yaml(evaluation.model_dump(mode="json")))
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+    code = run_streaming(plan.command, log_path=output_dir / "logs" / "harness.log", env=os.environ,
+                         secrets=[key] if key else [])
+    provenance = Provenance(
+        runtime_version=__version__, harness=evaluation.framework_name,
+        harness_version=os.environ.get("EVALS_HARNESS_VERSION"), framework_sha256=framework.sha256,
+        image=os.environ.get("EVALS_IMAGE"), command=plan.command, started_at=started,
+        finished_at=datetime.now(UTC), duration_seconds=round(time.monotonic() - clock, 3), exit_code=code,
+    )
+    if code != 0:
+        raise HarnessError(f"{evaluation.framework_name} exited with code {code}", exit_code=code,
+                           hint=f"see {output_dir / 'logs' / 'harness.log'}")
+    results = get_parser(evaluation.framework_name)(output_dir)
+    document = ResultsFile(
+        framework_name=evaluation.framework_name, pkg_name=evaluation.pkg_name, command=plan.command,
+        config=evaluation.config, target=evaluation.target, results=results, provenance=provenance,
+    )
+    write_atomic(output_dir / "results.yml", dump_yaml(document.model_dump(mode="json")))
+    print(f"Results written to {output_dir / 'results.yml'}", file=sys.stderr)
+    return document

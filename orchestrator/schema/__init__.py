@@ -1,0 +1,1 @@
+"""The contract: pydantic models, the merge function and JSON Schemas, shared by host and images."""

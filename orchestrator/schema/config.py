@@ -1,0 +1,166 @@
+"""The run config: partial layers (what files and flags say) and the resolved run (after merging).
+
+Layers are partial: every field may be absent, and unknown keys are errors (except under
+``config.params.extra``, which is free-form per harness). The resolved types are what a run
+needs; :func:`orchestrator.schema.merge.resolve` turns merged layers into them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
+
+EndpointType = Literal["chat", "completions", "vlm"]
+"""``vlm`` is a chat endpoint that accepts images in its messages."""
+
+ENDPOINT_TYPES: tuple[EndpointType, ...] = ("chat", "completions", "vlm")
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _check_env_name(value: str) -> str:
+    if not _ENV_NAME.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an environment variable name; give the variable's NAME "
+            "(letters, digits, _), never the key itself"
+        )
+    return value
+
+
+def _check_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL, e.g. http://localhost:8000/v1/chat/completions")
+    if any(ch.isspace() for ch in value):
+        raise ValueError(f"{value!r} contains whitespace")
+    return value
+
+
+EnvVarName = Annotated[str, AfterValidator(_check_env_name)]
+EndpointUrl = Annotated[str, AfterValidator(_check_url)]
+
+
+class _Layer(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, populate_by_name=True)
+
+
+class _Resolved(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- partial layers
+
+
+class ParamsLayer(_Layer):
+    """``config.params`` as one layer states it."""
+
+    parallelism: int | None = Field(default=None, ge=1, description="Concurrent requests to the endpoint.")
+    limit_samples: int | None = Field(default=None, ge=1, description="Evaluate only the first N samples (null: all).")
+    max_new_tokens: int | None = Field(default=None, ge=1, description="Maximum tokens to generate per answer.")
+    temperature: float | None = Field(default=None, ge=0, description="Sampling temperature.")
+    top_p: float | None = Field(default=None, gt=0, le=1, description="Nucleus sampling probability mass.")
+    max_retries: int | None = Field(default=None, ge=0, description="Retries per failed request.")
+    request_timeout: int | float | None = Field(default=None, gt=0, description="Seconds to wait for one answer.")
+    task: str | None = Field(default=None, description="The harness's own name for the task, where it differs.")
+    extra: dict[str, Any] | None = Field(default=None, description="Free-form, harness-specific parameters.")
+
+
+class ConfigLayer(_Layer):
+    """``config`` as one layer states it."""
+
+    type: str | None = Field(default=None, description="The task to run (same as --eval_type).")
+    output_dir: str | None = Field(default=None, description="Directory for results and logs.")
+    supported_endpoint_types: list[EndpointType] | None = Field(
+        default=None, description="Endpoint types the task can evaluate."
+    )
+    required_capabilities: list[str] | None = Field(default=None, description="Endpoint capabilities the task needs.")
+    params: ParamsLayer | None = Field(default=None, description="Evaluation parameters.")
+
+
+class ApiEndpointLayer(_Layer):
+    """``target.api_endpoint`` as one layer states it."""
+
+    model_id: str | None = Field(default=None, description="Model name sent to the endpoint.")
+    url: EndpointUrl | None = Field(default=None, description="Full endpoint URL, e.g. http://host:8000/v1/chat/completions.")
+    type: EndpointType | None = Field(default=None, description="chat, completions or vlm.")
+    api_key: EnvVarName | None = Field(
+        default=None,
+        validation_alias=AliasChoices("api_key", "api_key_name"),
+        description="NAME of the environment variable holding the API key (also accepted as api_key_name).",
+    )
+    stream: bool | None = Field(default=None, description="Ask the endpoint to stream answers.")
+
+
+class TargetLayer(_Layer):
+    """``target`` as one layer states it."""
+
+    api_endpoint: ApiEndpointLayer | None = Field(default=None, description="The endpoint under evaluation.")
+
+
+class RunConfigLayer(_Layer):
+    """A run config file (``--run_config``), or what flags and overrides say."""
+
+    config: ConfigLayer | None = Field(default=None, description="What to evaluate and how.")
+    target: TargetLayer | None = Field(default=None, description="The endpoint to evaluate.")
+
+
+class DefaultsLayer(RunConfigLayer):
+    """Framework or task defaults: a run config that may also carry the command template."""
+
+    command: str | None = Field(default=None, description="Jinja template of the harness command.")
+
+
+# --------------------------------------------------------------------------- resolved run
+
+
+class Params(_Resolved):
+    """Resolved ``config.params``. ``None`` means the harness's own default."""
+
+    parallelism: int = Field(default=1, ge=1, description="Concurrent requests to the endpoint.")
+    limit_samples: int | None = Field(default=None, ge=1, description="Evaluate only the first N samples (null: all).")
+    max_new_tokens: int | None = Field(default=None, ge=1, description="Maximum tokens to generate per answer.")
+    temperature: float | None = Field(default=None, ge=0, description="Sampling temperature.")
+    top_p: float | None = Field(default=None, gt=0, le=1, description="Nucleus sampling probability mass.")
+    max_retries: int | None = Field(default=None, ge=0, description="Retries per failed request.")
+    request_timeout: int | float | None = Field(default=None, gt=0, description="Seconds to wait for one answer.")
+    task: str | None = Field(default=None, description="The harness's own name for the task, where it differs.")
+    extra: dict[str, Any] = Field(default_factory=dict, description="Free-form, harness-specific parameters.")
+
+
+class EvaluationConfig(_Resolved):
+    """Resolved ``config``."""
+
+    output_dir: str = Field(description="Directory for results and logs.")
+    params: Params = Field(default_factory=Params, description="Evaluation parameters.")
+    supported_endpoint_types: list[EndpointType] = Field(description="Endpoint types the task can evaluate.")
+    type: str = Field(description="The task.")
+    required_capabilities: list[str] = Field(default_factory=list, description="Endpoint capabilities the task needs.")
+
+
+class ApiEndpoint(_Resolved):
+    """Resolved ``target.api_endpoint``. ``api_key`` is a variable NAME, never a key."""
+
+    api_key: EnvVarName | None = Field(default=None, description="NAME of the environment variable holding the API key.")
+    model_id: str = Field(description="Model name sent to the endpoint.")
+    stream: bool = Field(default=False, description="Ask the endpoint to stream answers.")
+    type: EndpointType = Field(description="chat, completions or vlm.")
+    url: EndpointUrl = Field(description="Full endpoint URL.")
+
+
+class ResolvedTarget(_Resolved):
+    """Resolved ``target``."""
+
+    api_endpoint: ApiEndpoint = Field(description="The endpoint under evaluation.")
+
+
+class Evaluation(_Resolved):
+    """One fully resolved run: what ``--dry_run`` prints as ``Rendered config:``."""
+
+    command: str = Field(description="Jinja template of the harness command.")
+    framework_name: str = Field(description="Harness (framework) name.")
+    pkg_name: str = Field(description="Harness package name.")
+    config: EvaluationConfig = Field(description="What to evaluate and how.")
+    target: ResolvedTarget = Field(description="The endpoint to evaluate.")

@@ -1,0 +1,55 @@
+"""One exception hierarchy for the whole project.
+
+The CLIs turn an :class:`EvalsError` into a short message (what is wrong, where, how to fix
+it) and its ``exit_code``; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class EvalsError(Exception):
+    """Base class. ``str(err)`` is the user-facing message; ``hint`` says how to fix it."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class InputError(EvalsError):
+    """Bad input from the user: flags, config files, overrides. Exit code 2, nothing written."""
+
+    exit_code = 2
+
+
+class ConfigError(InputError):
+    """A config file or value is invalid; ``where`` names the file (and line) or flag."""
+
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None) -> None:
+        super().__init__(f"{where}: {message}" if where else message, hint=hint)
+        self.where = where
+
+
+class UnknownTaskError(InputError):
+    """The requested task is not defined by the harness."""
+
+
+class HarnessError(EvalsError):
+    """The harness ran but failed; the exit code is the harness's own."""
+
+    def __init__(self, message: str, *, exit_code: int, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
+
+
+class ResultsParseError(EvalsError):
+    """The harness finished but its output files could not be read into results."""
+
+    exit_code = 1

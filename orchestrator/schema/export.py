@@ -1,0 +1,46 @@
+"""JSON Schemas of every YAML file the project reads, for editors and other tools.
+
+``python -m orchestrator.schema.export`` rewrites orchestrator/schema/jsonschema/; a unit
+test fails when the committed files differ from what the models generate.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from orchestrator.schema.config import RunConfigLayer
+from orchestrator.schema.framework import FrameworkDefinition
+from orchestrator.schema.results import ResultsFile
+
+SCHEMA_DIR = Path(__file__).parent / "jsonschema"
+
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "framework.schema.json": FrameworkDefinition,
+    "run_config.schema.json": RunConfigLayer,
+    "results.schema.json": ResultsFile,
+}
+
+
+def render_schema(model: type[BaseModel]) -> str:
+    """The schema text for ``model`` exactly as committed."""
+    return json.dumps(model.model_json_schema(mode="validation"), indent=2, sort_keys=True) + "\n"
+
+
+def main() -> int:
+    """Write every schema file; print the ones that changed."""
+    SCHEMA_DIR.mkdir(exist_ok=True)
+    for name, model in SCHEMAS.items():
+        path = SCHEMA_DIR / name
+        text = render_schema(model)
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,138 @@
+"""From flags, files and overrides to one validated :class:`Evaluation`.
+
+Host and image call :func:`resolve_run` alike, so a config the image would reject is
+rejected on the host before any container starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from orchestrator.schema.config import ENDPOINT_TYPES, Evaluation, RunConfigLayer
+from orchestrator.schema.errors import ConfigError, InputError
+from orchestrator.schema.framework import FrameworkDefinition, TaskDefinition
+from orchestrator.schema.loading import load_model, validate, validation_error
+from orchestrator.schema.merge import merge
+from orchestrator.schema.overrides import parse_overrides
+
+FLAG_KEYS: dict[str, tuple[str, ...]] = {
+    "--eval_type": ("config", "type"),
+    "--output_dir": ("config", "output_dir"),
+    "--model_id": ("target", "api_endpoint", "model_id"),
+    "--model_url": ("target", "api_endpoint", "url"),
+    "--model_type": ("target", "api_endpoint", "type"),
+    "--api_key_name": ("target", "api_endpoint", "api_key"),
+}
+"""Each explicit flag and the config key it sets."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRequest:
+    """What the user asked for: the explicit flags, a run config file, overrides."""
+
+    eval_type: str | None = None
+    model_id: str | None = None
+    model_url: str | None = None
+    model_type: str | None = None
+    api_key_name: str | None = None
+    output_dir: str | None = None
+    run_config: Path | None = None
+    overrides: str | None = None
+
+    def flag_values(self) -> dict[str, str | None]:
+        """Explicit flags by their command-line names."""
+        return {
+            "--eval_type": self.eval_type, "--output_dir": self.output_dir, "--model_id": self.model_id,
+            "--model_url": self.model_url, "--model_type": self.model_type, "--api_key_name": self.api_key_name,
+        }
+
+
+def _flags_layer(request: RunRequest) -> RunConfigLayer:
+    data: dict[str, Any] = {}
+    for flag, value in request.flag_values().items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = FLAG_KEYS[flag]
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    try:
+        return RunConfigLayer.model_validate(data)
+    except ValidationError as err:
+        loc = tuple(err.errors()[0]["loc"])
+        flag = next((f for f, key in FLAG_KEYS.items() if key == loc), "command-line flags")
+        message = validation_error(err, model=RunConfigLayer, doc=None, source=flag).message
+        raise ConfigError(message.split(": ", 1)[-1], where=flag) from None
+
+
+def _eval_type(*layers: RunConfigLayer) -> str:
+    for layer in reversed(layers):
+        if layer.config is not None and layer.config.type:
+            return layer.config.type
+    raise InputError("missing --eval_type", hint="name the task to run, e.g. --eval_type mmlu; list tasks with `ls`")
+
+
+def resolve_run(framework: FrameworkDefinition, request: RunRequest) -> Evaluation:
+    """Merge every layer in priority order and validate the result."""
+    user = load_model(RunConfigLayer, request.run_config) if request.run_config else RunConfigLayer()
+    flags = _flags_layer(request)
+    overrides = validate(RunConfigLayer, parse_overrides(request.overrides), source="--overrides") \
+        if request.overrides else RunConfigLayer()
+    task = framework.find_task(_eval_type(user, flags, overrides))
+    merged = merge(framework.defaults, task.defaults, user, flags, overrides)
+    data = merged.model_dump(exclude_none=False)
+    data["config"]["type"] = task.type
+    data["framework_name"] = framework.framework.name
+    data["pkg_name"] = framework.framework.pkg_name
+    evaluation = _validate_resolved(data)
+    check_endpoint_type(evaluation, task)
+    return evaluation
+
+
+_MISSING_HINTS = {
+    "config.output_dir": "pass --output_dir DIR",
+    "target.api_endpoint.model_id": "pass --model_id NAME",
+    "target.api_endpoint.url": "pass --model_url URL",
+    "target.api_endpoint.type": f"pass --model_type ({'|'.join(ENDPOINT_TYPES)})",
+    "config.supported_endpoint_types": "the framework.yml must list the task's supported_endpoint_types",
+}
+
+
+def _validate_resolved(data: dict[str, Any]) -> Evaluation:
+    data = _drop_nones(data)
+    try:
+        return Evaluation.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "missing":
+            hint = _MISSING_HINTS.get(key, "set it in --run_config or --overrides")
+            raise InputError(f"missing {key}", hint=f"{hint} (or set {key} in --run_config)") from None
+        raise validation_error(err, model=Evaluation, doc=None, source="merged config") from None
+
+
+def _drop_nones(data: dict[str, Any]) -> dict[str, Any]:
+    """Nones in the fixed schema mean "not given"; inside params.extra they are kept as values."""
+    result: dict[str, Any] = {}
+    for key, value in data.items():
+        if value is None:
+            continue
+        result[key] = _drop_nones(value) if isinstance(value, dict) and key != "extra" else value
+    return result
+
+
+def check_endpoint_type(evaluation: Evaluation, task: TaskDefinition) -> None:
+    """The endpoint's type must be one the task supports; a vlm endpoint is also a chat endpoint."""
+    given = evaluation.target.api_endpoint.type
+    supported = evaluation.config.supported_endpoint_types
+    if given in supported or (given == "vlm" and "chat" in supported):
+        return
+    raise InputError(
+        f"task {task.type!r} does not support --model_type {given}",
+        hint=f"it supports: {', '.join(supported)}; pick another --model_type or a variant of the task for {given}",
+    )

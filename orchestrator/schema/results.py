@@ -1,0 +1,105 @@
+"""Results of one evaluation, in the shape NVIDIA's Evals Factory writes to results.yml.
+
+``results.{tasks,groups}.<name>.metrics.<metric>.scores.<score>.{value, stats}``.
+Every parser returns an :class:`EvaluationResult`; the runtime wraps it in a
+:class:`ResultsFile` together with the resolved config and the run's provenance.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.schema.config import ApiEndpoint, EvaluationConfig, ResolvedTarget
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScoreStats(_Strict):
+    """Sample statistics behind a score; every field is optional because harnesses report different subsets."""
+
+    count: int | None = Field(default=None, description="Number of samples the score is computed over.")
+    sum: float | None = Field(default=None, description="Sum of per-sample scores (value = sum / count for a mean).")
+    sum_squared: float | None = Field(default=None, description="Sum of squared per-sample scores.")
+    min: float | None = Field(default=None, description="Smallest per-sample score.")
+    max: float | None = Field(default=None, description="Largest per-sample score.")
+    mean: float | None = Field(default=None, description="Mean of per-sample scores.")
+    variance: float | None = Field(default=None, description="Variance of per-sample scores.")
+    stddev: float | None = Field(default=None, description="Standard deviation of per-sample scores.")
+    stderr: float | None = Field(default=None, description="Standard error of the mean, as the harness reports it.")
+
+
+class Score(_Strict):
+    """One number and the statistics it came from. Ratios are on a 0..1 scale."""
+
+    value: float = Field(description="The score. Accuracy-like scores are on a 0..1 scale.")
+    stats: ScoreStats = Field(default_factory=ScoreStats, description="Statistics behind the value.")
+
+
+class MetricResult(_Strict):
+    """The scores of one metric, keyed by score name (often the metric name itself, or a filter variant)."""
+
+    scores: dict[str, Score] = Field(default_factory=dict, description="Scores keyed by score name.")
+
+
+class TaskResult(_Strict):
+    """Metrics of one task (a benchmark or one of its subtasks)."""
+
+    metrics: dict[str, MetricResult] = Field(default_factory=dict, description="Metrics keyed by metric name.")
+
+
+class GroupResult(_Strict):
+    """Metrics aggregated over a group of tasks; groups may nest."""
+
+    metrics: dict[str, MetricResult] = Field(default_factory=dict, description="Metrics keyed by metric name.")
+    groups: dict[str, GroupResult] | None = Field(default=None, description="Nested groups, if any.")
+
+
+class EvaluationResult(_Strict):
+    """What a parser returns: per-task and per-group metrics."""
+
+    tasks: dict[str, TaskResult] = Field(default_factory=dict, description="Per-task results.")
+    groups: dict[str, GroupResult] = Field(default_factory=dict, description="Per-group results.")
+
+
+class Provenance(_Strict):
+    """Where a result came from, enough to reproduce it."""
+
+    runtime_version: str = Field(description="Version of the orchestrator runtime that ran the evaluation.")
+    harness: str = Field(description="Harness (framework) name.")
+    harness_version: str | None = Field(default=None, description="Installed version of the harness package, if known.")
+    framework_sha256: str = Field(description="sha256 of the framework.yml the run was resolved from.")
+    image: str | None = Field(default=None, description="Container image the run executed in, if known.")
+    command: str = Field(description="The rendered command exactly as it was executed.")
+    started_at: datetime = Field(description="When the harness command started (UTC).")
+    finished_at: datetime = Field(description="When the harness command ended (UTC).")
+    duration_seconds: float = Field(description="Wall-clock duration of the harness command.")
+    exit_code: int = Field(description="Exit code of the harness command.")
+
+
+class ResultsFile(_Strict):
+    """The whole results.yml: the resolved run, its results and provenance."""
+
+    framework_name: str = Field(description="Harness (framework) name.")
+    pkg_name: str = Field(description="Harness package name.")
+    command: str = Field(description="The rendered command template's output.")
+    config: EvaluationConfig = Field(description="The resolved evaluation config.")
+    target: ResolvedTarget = Field(description="The resolved target endpoint (secrets by name only).")
+    results: EvaluationResult = Field(description="Per-task and per-group scores.")
+    provenance: Provenance = Field(description="Where the result came from.")
+
+
+__all__ = [
+    "ApiEndpoint",
+    "EvaluationResult",
+    "GroupResult",
+    "MetricResult",
+    "Provenance",
+    "ResultsFile",
+    "Score",
+    "ScoreStats",
+    "TaskResult",
+]
