@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from orchestrator import __version__
-from orchestrator.runtime.run import describe, execute, load_framework, plan_run
+from orchestrator.runtime.run import describe, execute, load_framework, plan_run, receive_secret_from_stdin
 from orchestrator.schema.config import ENDPOINT_TYPES
 from orchestrator.schema.errors import EvalsError, InputError
 from orchestrator.schema.resolve import RunRequest
@@ -69,6 +69,7 @@ def _run_eval(framework_path: Path, args: argparse.Namespace) -> int:
     if args.dry_run:
         sys.stdout.write(describe(plan))
         return 0
+    receive_secret_from_stdin()
     execute(framework, plan)
     return 0
 
@@ -77,10 +78,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m orchestrat
          framework: Path | None = None) -> int:
     """Run the CLI; returns the exit code. Errors of input print one line and return 2."""
     args = build_parser(prog, framework_preset=framework is not None).parse_args(argv)
-    framework_path: Path = args.framework or framework
+    framework_path: Path | None = args.framework or framework
+    assert framework_path is not None  # argparse requires --framework when there is no preset
     try:
         if not framework_path.is_file():
-            raise InputError(f"framework file not found: {framework_path}", hint="pass --framework images/<h>/framework.yml")
+            raise InputError(f"framework file not found: {framework_path}",
+                             hint="pass --framework images/<harness>/framework.yml")
         if args.command == "ls":
             return _list_tasks(framework_path)
         return _run_eval(framework_path, args)

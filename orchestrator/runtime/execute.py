@@ -7,6 +7,8 @@ The value of the API key, if any, is masked in everything echoed or logged.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import signal
 import subprocess
@@ -61,8 +63,9 @@ def run_streaming(command: str, *, log_path: Path, env: Mapping[str, str], secre
         )
         previous = _forward_signals(proc)
         try:
-            assert proc.stdout is not None
-            while chunk := proc.stdout.read1(65536):
+            stdout = proc.stdout
+            assert isinstance(stdout, io.BufferedReader)
+            while chunk := stdout.read1(65536):
                 _emit(redactor.feed(chunk), out, log)
             _emit(redactor.flush(), out, log)
             code = proc.wait()
@@ -83,10 +86,8 @@ def _emit(data: bytes, out: BinaryIO, log: BinaryIO) -> None:
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 Handler = signal.Handlers | int | None | object

@@ -17,7 +17,7 @@ from orchestrator.schema.config import Evaluation
 from orchestrator.schema.errors import ConfigError, InputError
 
 
-class TemplateFailure(InputError):
+class TemplateFailedError(InputError):
     """The template called ``fail(...)``: the resolved config cannot run as it is."""
 
 
@@ -43,7 +43,7 @@ def _compact(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fail(message: str) -> None:
-    raise TemplateFailure(message)
+    raise TemplateFailedError(message)
 
 
 def make_environment() -> jinja2.Environment:
@@ -70,7 +70,7 @@ def render_command(evaluation: Evaluation, *, source: str = "framework.yml") -> 
     try:
         template = env.from_string(evaluation.command)
         rendered = template.render(template_context(evaluation))
-    except TemplateFailure:
+    except TemplateFailedError:
         raise
     except jinja2.TemplateSyntaxError as err:
         raise ConfigError(f"command template syntax error: {err.message}",

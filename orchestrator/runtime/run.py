@@ -16,6 +16,7 @@ from orchestrator.runtime.execute import run_streaming
 from orchestrator.runtime.parsers import get_parser
 from orchestrator.runtime.render import render_command
 from orchestrator.schema.config import Evaluation
+from orchestrator.schema.container import SECRET_STDIN_VAR
 from orchestrator.schema.errors import HarnessError, InputError
 from orchestrator.schema.framework import FrameworkDefinition
 from orchestrator.schema.loading import dump_yaml, load_model
@@ -58,6 +59,17 @@ def describe(plan: Plan) -> str:
     return f"Rendered config:\n\n{dump_yaml(config)}\nRendered command:\n\n{plan.command}\n"
 
 
+def receive_secret_from_stdin() -> None:
+    """If the launcher said so, read the API key from stdin into the variable it names.
+
+    The host launcher hands the key over this way so that its value is in no file, no command
+    line and not in ``docker inspect``.
+    """
+    name = os.environ.pop(SECRET_STDIN_VAR, None)
+    if name:
+        os.environ[name] = sys.stdin.readline().rstrip("\n")
+
+
 def _api_key_value(evaluation: Evaluation) -> str | None:
     name = evaluation.target.api_endpoint.api_key
     if name is None:
@@ -93,6 +105,13 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def dump_results(document: ResultsFile) -> str:
+    """results.yml text; score stats a harness did not report are left out rather than written as null."""
+    data = document.model_dump(mode="json")
+    data["results"] = document.results.model_dump(mode="json", exclude_none=True)
+    return dump_yaml(data)
+
+
 def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
     """Run the plan: returns the results written to results.yml, or raises HarnessError."""
     evaluation = plan.evaluation
@@ -118,6 +137,6 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
         framework_name=evaluation.framework_name, pkg_name=evaluation.pkg_name, command=plan.command,
         config=evaluation.config, target=evaluation.target, results=results, provenance=provenance,
     )
-    write_atomic(output_dir / "results.yml", dump_yaml(document.model_dump(mode="json")))
+    write_atomic(output_dir / "results.yml", dump_results(document))
     print(f"Results written to {output_dir / 'results.yml'}", file=sys.stderr)
     return document

@@ -143,7 +143,9 @@ class EvaluationConfig(_Resolved):
 class ApiEndpoint(_Resolved):
     """Resolved ``target.api_endpoint``. ``api_key`` is a variable NAME, never a key."""
 
-    api_key: EnvVarName | None = Field(default=None, description="NAME of the environment variable holding the API key.")
+    api_key: EnvVarName | None = Field(
+        default=None, description="NAME of the environment variable holding the API key."
+    )
     model_id: str = Field(description="Model name sent to the endpoint.")
     stream: bool = Field(default=False, description="Ask the endpoint to stream answers.")
     type: EndpointType = Field(description="chat, completions or vlm.")

@@ -46,7 +46,8 @@ def _child(node: yaml.Node | None, part: str | int) -> yaml.Node | None:
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if key.value == part:
-                return value if not isinstance(value, yaml.ScalarNode) or value.value else key
+                found: yaml.Node = value if not isinstance(value, yaml.ScalarNode) or value.value else key
+                return found
     if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
         child: yaml.Node = node.value[part]
         return child
@@ -168,6 +169,19 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (commands) as literal blocks; long lines never folded."""
+
+
+def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value and all(line == line.rstrip() for line in value.splitlines()) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
 def dump_yaml(data: Any) -> str:
     """YAML text for ``data``: block style, keys in the order given, unicode kept."""
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
+                     width=1_000_000)

@@ -110,7 +110,7 @@ def test_bad_api_key_value_is_not_echoed_in_full_context(lm: FrameworkDefinition
 
 
 def test_endpoint_type_not_supported_by_task(lm: FrameworkDefinition) -> None:
-    with pytest.raises(InputError, match="task 'mmlu' does not support --model_type chat.*supports: completions"):
+    with pytest.raises(InputError, match=r"task 'mmlu' does not support --model_type chat.*supports: completions"):
         resolve_run(lm, request(eval_type="mmlu"))
 
 
@@ -124,7 +124,7 @@ def test_bad_override_value_type(lm: FrameworkDefinition) -> None:
 
 
 def test_unknown_override_key(lm: FrameworkDefinition) -> None:
-    with pytest.raises(ConfigError, match="unknown key 'config.params.temprature'.*did you mean 'temperature'"):
+    with pytest.raises(ConfigError, match=r"unknown key 'config\.params\.temprature'.*did you mean 'temperature'"):
         resolve_run(lm, request(overrides="config.params.temprature=0.5"))
 
 

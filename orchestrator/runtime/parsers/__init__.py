@@ -9,9 +9,10 @@ import difflib
 from collections.abc import Callable
 from pathlib import Path
 
-from orchestrator.runtime.parsers import lm_eval, vlmevalkit
 from orchestrator.schema.errors import ResultsParseError
 from orchestrator.schema.results import EvaluationResult
+
+from . import lm_eval, vlmevalkit
 
 Parser = Callable[[Path], EvaluationResult]
 

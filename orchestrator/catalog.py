@@ -1,0 +1,111 @@
+"""The catalog: which harness images exist and what tasks they offer, read from image labels.
+
+Images carry their framework.yml in a label, so the host lists tasks and resolves runs with
+the runtime's own code without starting a container.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import difflib
+import hashlib
+import os
+from dataclasses import dataclass
+
+from orchestrator.schema.config import EndpointType
+from orchestrator.schema.container import LABEL_FRAMEWORK, LABEL_HARNESS, LABEL_HARNESS_VERSION
+from orchestrator.schema.errors import ConfigError, InputError, UnknownTaskError
+from orchestrator.schema.framework import FrameworkDefinition
+from orchestrator.schema.loading import parse_yaml, validate
+
+IMAGE_REPOS: dict[str, str] = {
+    "lm-eval": "evals/lm-eval",
+    "vlmevalkit": "evals/vlmevalkit",
+}
+"""Harness name -> image repository (prefixed by $EVALS_REGISTRY when set)."""
+
+
+@dataclass(frozen=True)
+class HarnessImage:
+    """One built harness image and the framework it carries."""
+
+    image: str
+    harness: str
+    harness_version: str | None
+    framework: FrameworkDefinition
+    framework_sha256: str
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    """One task of one image, as `evals ls` shows it."""
+
+    harness: str
+    task: str
+    endpoint_types: list[EndpointType]
+    description: str
+    image: str
+
+
+def image_for(harness: str, *, tag: str = "latest") -> str:
+    """The default image name of a harness; unknown harnesses list the known ones."""
+    if harness not in IMAGE_REPOS:
+        close = difflib.get_close_matches(harness, IMAGE_REPOS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise InputError(f"unknown harness {harness!r}", hint=f"{hint}known: {', '.join(IMAGE_REPOS)}")
+    registry = os.environ.get("EVALS_REGISTRY", "").rstrip("/")
+    repo = f"{registry}/{IMAGE_REPOS[harness]}" if registry else IMAGE_REPOS[harness]
+    return f"{repo}:{tag}"
+
+
+def from_labels(image: str, labels: dict[str, str]) -> HarnessImage:
+    """Read the harness and its framework definition from an image's labels."""
+    encoded = labels.get(LABEL_FRAMEWORK)
+    harness = labels.get(LABEL_HARNESS)
+    if not encoded or not harness:
+        raise InputError(f"image {image} is not an evaluation image (no {LABEL_HARNESS}/{LABEL_FRAMEWORK} labels)",
+                         hint="build it with `make images`")
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"label {LABEL_FRAMEWORK} is not base64", where=image) from None
+    doc = parse_yaml(raw.decode("utf-8"), source=f"{image} ({LABEL_FRAMEWORK})")
+    framework = validate(FrameworkDefinition, doc.data, doc=doc, source=doc.source)
+    return HarnessImage(image, harness, labels.get(LABEL_HARNESS_VERSION), framework,
+                        hashlib.sha256(raw).hexdigest())
+
+
+def tasks_of(images: list[HarnessImage]) -> list[TaskEntry]:
+    """Every task of every image, in image then file order."""
+    entries: list[TaskEntry] = []
+    for image in images:
+        default_types = (image.framework.defaults.config.supported_endpoint_types
+                         if image.framework.defaults.config else None) or []
+        for task in image.framework.evaluations:
+            entries.append(TaskEntry(image.harness, task.type, task.endpoint_types or list(default_types),
+                                     " ".join(task.description.split()), image.image))
+    return entries
+
+
+def pick_image(images: list[HarnessImage], eval_type: str | None) -> HarnessImage:
+    """The image that runs ``eval_type`` (``harness.task`` or a task name only one image offers)."""
+    if not images:
+        raise InputError("no evaluation images are built", hint="build them with `make images`")
+    if eval_type is None:
+        raise InputError("missing --eval_type", hint="name the task to run; list tasks with `evals ls`")
+    prefix, dot, _ = eval_type.partition(".")
+    if dot:
+        for image in images:
+            if prefix in image.framework.prefixes():
+                return image
+    owners = [image for image in images if eval_type in image.framework.task_names]
+    if len(owners) == 1:
+        return owners[0]
+    if len(owners) > 1:
+        names = ", ".join(f"{o.harness}.{eval_type}" for o in owners)
+        raise InputError(f"task {eval_type!r} is offered by several harnesses", hint=f"pick one: {names}")
+    every = [task for image in images for task in image.framework.task_names]
+    close = difflib.get_close_matches(eval_type, every, n=5, cutoff=0.5)
+    hint = f"did you mean: {', '.join(close)}? " if close else ""
+    raise UnknownTaskError(f"no built image offers task {eval_type!r}", hint=f"{hint}list tasks with `evals ls`")

@@ -1,0 +1,47 @@
+"""Launchers start one evaluation container and wait for it: a small Protocol, several implementations.
+
+``docker`` (the real one) and ``fake`` (a test double for unit tests). Only
+:mod:`orchestrator.launchers.docker` imports the docker SDK.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+Output = Callable[[bytes], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mount:
+    """A bind mount from the host into the container."""
+
+    source: Path
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class LaunchSpec:
+    """Everything needed to start one evaluation container. Holds no secret values."""
+
+    image: str
+    args: list[str]
+    name: str
+    user: str | None = None
+    network_host: bool = False
+    mounts: list[Mount] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)
+    secret_env: str | None = None
+    """Name of the host variable whose value is handed to the container on stdin (never in its config)."""
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class Launcher(Protocol):
+    """Runs a container to completion, streaming its output; returns its exit code."""
+
+    def run(self, spec: LaunchSpec, *, output: Output) -> int:
+        """Start the container, stream output, wait, remove it (also on Ctrl-C)."""
+        ...

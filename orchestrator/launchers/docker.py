@@ -1,0 +1,115 @@
+"""The Docker launcher: the only module that imports the docker SDK.
+
+Containers are created labelled, started, their logs streamed, waited on and removed in
+``finally`` (Ctrl-C included). A secret is written to the container's stdin, so its value
+is in no file, no command line and not in ``docker inspect``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from orchestrator.launchers import LaunchSpec, Output
+from orchestrator.schema.container import SECRET_STDIN_VAR
+from orchestrator.schema.errors import EvalsError, InputError
+
+ENGINE_HINT = "start one with `make engine` (or `sudo dockerd &`), or set DOCKER_HOST"
+
+
+class EngineUnavailableError(EvalsError):
+    """No Docker engine answered."""
+
+    exit_code = 2
+
+
+def client() -> docker.DockerClient:
+    """A client for the engine in the environment (DOCKER_HOST or the default socket)."""
+    try:
+        engine = docker.from_env()
+        engine.ping()
+    except docker.errors.DockerException as err:
+        raise EngineUnavailableError(f"no Docker engine reachable ({_short(err)})", hint=ENGINE_HINT) from None
+    return engine
+
+
+def _short(err: Exception) -> str:
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return text[:160]
+
+
+def image_labels(engine: docker.DockerClient, image: str) -> dict[str, str]:
+    """Labels of a local image; a missing image is bad input naming the make target."""
+    try:
+        found = engine.images.get(image)
+    except docker.errors.ImageNotFound:
+        raise InputError(f"image {image} is not built",
+                         hint="build it with `make images` (or pass --image)") from None
+    labels: dict[str, str] = found.labels or {}
+    return labels
+
+
+class DockerLauncher:
+    """Runs evaluation containers on a Docker engine."""
+
+    def __init__(self, engine: docker.DockerClient | None = None) -> None:
+        self._engine = engine
+
+    @property
+    def engine(self) -> docker.DockerClient:
+        """The engine, connected on first use."""
+        if self._engine is None:
+            self._engine = client()
+        return self._engine
+
+    def run(self, spec: LaunchSpec, *, output: Output) -> int:
+        """Create, start, stream, wait, remove."""
+        image_labels(self.engine, spec.image)
+        environment = dict(spec.environment)
+        if spec.secret_env:
+            environment[SECRET_STDIN_VAR] = spec.secret_env
+        container: Container = self.engine.containers.create(
+            spec.image, command=spec.args, name=spec.name, user=spec.user, labels=spec.labels,
+            environment=environment, network_mode="host" if spec.network_host else None,
+            volumes={str(m.source): {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in spec.mounts},
+            stdin_open=bool(spec.secret_env), detach=True, init=True,
+        )
+        try:
+            self._start(container, spec)
+            for chunk in container.logs(stream=True, follow=True):
+                output(chunk)
+            status = container.wait()
+            return int(status.get("StatusCode", 1))
+        finally:
+            with contextlib.suppress(docker.errors.DockerException):
+                container.remove(force=True)
+
+    def _start(self, container: Container, spec: LaunchSpec) -> None:
+        if not spec.secret_env:
+            container.start()
+            return
+        value = os.environ.get(spec.secret_env, "")
+        sock = container.attach_socket(params={"stdin": 1, "stream": 1})
+        raw: socket.socket = sock._sock  # type: ignore[union-attr]  # docker-py hands back a SocketIO wrapper
+        try:
+            container.start()
+            raw.sendall(value.encode() + b"\n")
+            with contextlib.suppress(OSError):
+                raw.shutdown(socket.SHUT_WR)
+        finally:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def labelled_images(engine: docker.DockerClient, label: str) -> list[tuple[str, dict[str, str]]]:
+    """(first tag, labels) of every local image carrying ``label``."""
+    found: list[tuple[str, dict[str, str]]] = []
+    for image in engine.images.list(filters={"label": label}):
+        tags: list[str] = image.tags or [image.short_id]
+        found.append((sorted(tags, key=lambda t: (not t.endswith(":latest"), t))[0], image.labels or {}))
+    return found

@@ -1,0 +1,34 @@
+"""Showing results: a rich table of every score in a results.yml."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from orchestrator.schema.results import MetricResult, ResultsFile
+
+
+def _rows(kind: str, name: str, metrics: dict[str, MetricResult]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    for metric_name, metric in metrics.items():
+        for score_name, score in metric.scores.items():
+            label = metric_name if score_name == metric_name else f"{metric_name} / {score_name}"
+            stderr = f"{score.stats.stderr:.4f}" if score.stats.stderr is not None else ""
+            count = str(score.stats.count) if score.stats.count is not None else ""
+            rows.append((kind, name, label, f"{score.value:.4f}", stderr, count))
+    return rows
+
+
+def results_table(results: ResultsFile, *, title: str | None = None) -> Table:
+    """Groups first, then tasks; one row per score."""
+    table = Table(title=title or f"{results.framework_name} / {results.config.type}")
+    for column in ("", "name", "metric", "value", "stderr", "n"):
+        table.add_column(column, justify="right" if column in ("value", "stderr", "n") else "left")
+    for name, group in results.results.groups.items():
+        for row in _rows("group", name, group.metrics):
+            table.add_row(*row)
+    for name, task in results.results.tasks.items():
+        if name in results.results.groups and results.results.groups[name].metrics == task.metrics:
+            continue
+        for row in _rows("task", name, task.metrics):
+            table.add_row(*row)
+    return table

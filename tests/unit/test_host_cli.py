@@ -1,0 +1,153 @@
+"""The host CLI `evals` with a fake launcher (test double) and images described by labels."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from orchestrator import cli
+from orchestrator.catalog import HarnessImage, from_labels, pick_image
+from orchestrator.launchers import LaunchSpec, Output
+from orchestrator.launchers.fake import FakeLauncher
+from orchestrator.schema.container import LABEL_FRAMEWORK, LABEL_HARNESS, LABEL_HARNESS_VERSION, RESULTS_DIR
+from orchestrator.schema.results import ResultsFile
+
+REPO = Path(__file__).resolve().parents[2]
+URL = "http://localhost:8000/v1/completions"
+
+
+def labels_for(harness: str, version: str) -> dict[str, str]:
+    text = (REPO / "images" / harness / "framework.yml").read_bytes()
+    return {LABEL_HARNESS: harness, LABEL_HARNESS_VERSION: version, LABEL_FRAMEWORK: base64.b64encode(text).decode()}
+
+
+IMAGES = [from_labels("evals/lm-eval:latest", labels_for("lm-eval", "0.4.13")),
+          from_labels("evals/vlmevalkit:latest", labels_for("vlmevalkit", "26.3"))]
+RESULTS = (REPO / "tests" / "fixtures" / "results" / "lm_eval_results.yml")
+
+
+def write_results(spec: LaunchSpec, output: Output) -> None:
+    """Fake container: prints a line and writes a valid results.yml into the mounted output dir."""
+    output(b"container says hello\n")
+    out = next(m.source for m in spec.mounts if m.target == RESULTS_DIR)
+    (out / "results.yml").write_text(RESULTS.read_text())
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeLauncher:
+    launcher = FakeLauncher(behaviour=write_results)
+    monkeypatch.setattr(cli, "_images", lambda: IMAGES)
+    monkeypatch.setattr(cli, "_image", lambda harness, image: IMAGES[0] if harness != "vlmevalkit" else IMAGES[1])
+    monkeypatch.setattr(cli, "_launcher", lambda: launcher)
+    monkeypatch.setattr(cli, "preflight", lambda url: None)
+    return launcher
+
+
+def evals(*args: str) -> tuple[int, str, str]:
+    runner = CliRunner()
+    result = runner.invoke(cli.app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def run_args(out: Path, *extra: str) -> list[str]:
+    return ["run", "--eval_type", "gsm8k", "--model_id", "m", "--model_url", URL, "--model_type", "completions",
+            "--output_dir", str(out), *extra]
+
+
+def test_ls_json_lists_every_task_of_every_image(fake: FakeLauncher) -> None:
+    code, out, _ = evals("ls", "--json")
+    assert code == 0
+    entries = json.loads(out)
+    names = {(e["harness"], e["task"]) for e in entries}
+    assert ("lm-eval", "mmlu") in names and ("vlmevalkit", "ocrbench") in names
+    mmlu = next(e for e in entries if e["task"] == "mmlu")
+    assert mmlu["endpoint_types"] == ["completions"] and mmlu["description"]
+
+
+def test_run_launches_container_as_caller_with_mount_labels_and_host_network(fake: FakeLauncher,
+                                                                             tmp_path: Path) -> None:
+    code, out, err = evals(*run_args(tmp_path / "out"))
+    assert code == 0, err
+    spec = fake.launched[0]
+    assert spec.image == "evals/lm-eval:latest"
+    assert spec.user == f"{os.getuid()}:{os.getgid()}"
+    assert spec.network_host
+    assert spec.mounts[0].source == (tmp_path / "out").resolve() and spec.mounts[0].target == RESULTS_DIR
+    assert spec.labels["evals.run.task"] == "gsm8k" and spec.labels["evals.run.harness"] == "lm-eval"
+    assert spec.args[:3] == ["run_eval", "--eval_type", "gsm8k"]
+    assert spec.args[spec.args.index("--output_dir") + 1] == RESULTS_DIR
+    assert "container says hello" in out
+    assert "results.yml" in out
+
+
+def test_api_key_is_forwarded_by_name_only(fake: FakeLauncher, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_KEY", "sk-secret-value-123")
+    code, _, err = evals(*run_args(tmp_path / "out", "--api_key_name", "MY_KEY"))
+    assert code == 0, err
+    spec = fake.launched[0]
+    assert spec.secret_env == "MY_KEY"
+    assert "sk-secret-value-123" not in repr(spec)
+
+
+def test_unset_api_key_variable_is_refused_before_launch(fake: FakeLauncher, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOT_SET_KEY", raising=False)
+    code = cli.main(run_args(tmp_path / "out", "--api_key_name", "NOT_SET_KEY"))
+    assert code == 2
+    assert fake.launched == []
+
+
+def test_bad_config_fails_on_host_before_any_container(fake: FakeLauncher, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(run_args(tmp_path / "out", "--overrides", "config.params.limit_samples=-1"))
+    assert code == 2
+    assert "config.params.limit_samples" in capsys.readouterr().err
+    assert fake.launched == [] and not (tmp_path / "out").exists()
+
+
+def test_dry_run_shows_config_command_and_container(fake: FakeLauncher, tmp_path: Path) -> None:
+    code, out, _ = evals(*run_args(tmp_path / "out", "--dry_run"))
+    assert code == 0
+    assert "Rendered config:" in out and "Rendered command:" in out and "Container:" in out
+    assert "--output_path /workspace/results" in out
+    assert fake.launched == [] and not (tmp_path / "out").exists()
+
+
+def test_container_failure_returns_its_code(fake: FakeLauncher, tmp_path: Path) -> None:
+    fake.exit_code = 4
+    fake.behaviour = None
+    assert cli.main(run_args(tmp_path / "out")) == 4
+
+
+def test_usage_error_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", "--no-such-option"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "no-such-option" in err
+
+
+def test_task_offered_by_no_image(fake: FakeLauncher, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = run_args(tmp_path / "out")
+    args[args.index("gsm8k")] = "gsm8"
+    assert cli.main(args) == 2
+    assert "gsm8k" in capsys.readouterr().err
+
+
+def test_image_picked_by_harness_prefix(fake: FakeLauncher) -> None:
+    assert pick_image(IMAGES, "vlmevalkit.ocrbench").harness == "vlmevalkit"
+    assert pick_image(IMAGES, "ocrbench").harness == "vlmevalkit"
+    assert pick_image(IMAGES, "lm-eval.anything").harness == "lm-eval"
+
+
+def test_results_fixture_is_valid() -> None:
+    ResultsFile.model_validate(yaml.safe_load(RESULTS.read_text()))
+
+
+def test_images_are_harness_images() -> None:
+    assert all(isinstance(image, HarnessImage) for image in IMAGES)
