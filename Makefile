@@ -4,11 +4,13 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help venv test unit lint typecheck schema demo clean
+.PHONY: help venv engine base images test unit integration lint typecheck schema demo clean
 
 help:
 	@echo "make demo      show the embedded example: tasks and a dry run of VLMEvalKit OCRBench"
 	@echo "make test      lint, type-check and run the test suite (what CI runs)"
+	@echo "make images    start a Docker engine if none answers, build the base and harness images"
+	@echo "make unit      lint + unit tests (no Docker)"
 	@echo "make lint      ruff + mypy --strict"
 	@echo "make schema    regenerate the committed JSON Schemas from the models"
 
@@ -21,15 +23,28 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 lint: venv
-	$(VENV)/bin/ruff check orchestrator tests
+	$(VENV)/bin/ruff check orchestrator tests images
 	$(VENV)/bin/mypy
 
 typecheck: lint
 
-unit: venv
+# A Docker engine (started the way these machines need: no bridge, host networking only).
+engine:
+	bash scripts/engine.sh
+
+base: engine
+	bash scripts/base-image.sh
+
+images: venv engine
+	bash scripts/build-image.sh lm-eval
+
+unit: lint
 	$(VENV)/bin/pytest tests/unit
 
-test: lint
+integration: venv images
+	$(VENV)/bin/pytest tests/integration
+
+test: lint images
 	$(VENV)/bin/pytest
 
 schema: venv

@@ -80,6 +80,8 @@ def run(
     overrides: Annotated[str | None, typer.Option("--overrides", help="'a.b=c,d.e=f' (YAML values)")] = None,
     harness: Annotated[str | None, typer.Option("--harness", help="lm-eval or vlmevalkit")] = None,
     image: Annotated[str | None, typer.Option("--image", help="image to run (default evals/<harness>:latest)")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data_dir", "--data-dir",
+                                                  help="pre-staged data, mounted read-only at /data")] = None,
     network: Annotated[str, typer.Option("--network", help="auto (host for a localhost endpoint), host, default",
                                          click_type=click.Choice(["auto", "host", "default"]))] = "auto",
     skip_preflight: Annotated[bool, typer.Option("--skip-preflight", help="do not check the endpoint")] = False,
@@ -90,9 +92,11 @@ def run(
                          api_key_name=api_key_name, run_config=run_config, overrides=overrides)
     chosen = _image(harness, image) if harness or image else pick_image(_images(), _eval_type_hint(request))
     run_id = new_run_id()
-    planned = plan_container_run(chosen, request, run_id=run_id, output_dir=Path("."), network=network)
+    planned = plan_container_run(chosen, request, run_id=run_id, output_dir=Path("."), network=network,
+                                 data_dir=data_dir)
     target_dir = output_dir or Path("results") / f"{chosen.harness}-{planned.plan.evaluation.config.type}-{run_id}"
-    planned = plan_container_run(chosen, request, run_id=run_id, output_dir=target_dir, network=network)
+    planned = plan_container_run(chosen, request, run_id=run_id, output_dir=target_dir, network=network,
+                                 data_dir=data_dir)
     if dry_run:
         sys.stdout.write(describe(planned.plan))
         spec = planned.spec
@@ -147,3 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         print("evals: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

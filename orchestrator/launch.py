@@ -20,7 +20,7 @@ import yaml
 from orchestrator.catalog import HarnessImage
 from orchestrator.launchers import Launcher, LaunchSpec, Mount, Output
 from orchestrator.runtime.run import LoadedFramework, Plan, plan_run, prepare_output_dir
-from orchestrator.schema.container import RESULTS_DIR, RUN_CONFIG_PATH, RUN_LABEL_PREFIX
+from orchestrator.schema.container import DATA_DIR, RESULTS_DIR, RUN_CONFIG_PATH, RUN_LABEL_PREFIX
 from orchestrator.schema.errors import EvalsError, HarnessError, InputError, ResultsParseError
 from orchestrator.schema.loading import validate
 from orchestrator.schema.resolve import RunRequest
@@ -71,7 +71,7 @@ def container_args(request: RunRequest) -> list[str]:
 
 
 def plan_container_run(image: HarnessImage, request: RunRequest, *, run_id: str, output_dir: Path,
-                       network: NetworkMode = "auto") -> ContainerRun:
+                       network: NetworkMode = "auto", data_dir: Path | None = None) -> ContainerRun:
     """Resolve and render on the host as the container will; build the launch spec."""
     framework = LoadedFramework(Path(f"{image.image}:framework.yml"), image.framework, image.framework_sha256)
     plan = plan_run(framework, replace(request, output_dir=RESULTS_DIR))
@@ -80,6 +80,10 @@ def plan_container_run(image: HarnessImage, request: RunRequest, *, run_id: str,
     mounts = [Mount(source=output_dir.resolve(), target=RESULTS_DIR)]
     if request.run_config is not None:
         mounts.append(Mount(source=request.run_config.resolve(), target=RUN_CONFIG_PATH, read_only=True))
+    if data_dir is not None:
+        if not data_dir.is_dir():
+            raise InputError(f"--data_dir {data_dir} is not a directory", hint="pass the directory of pre-staged data")
+        mounts.append(Mount(source=data_dir.resolve(), target=DATA_DIR, read_only=True))
     spec = LaunchSpec(
         image=image.image, args=container_args(request), name=f"evals-{run_id}", user=f"{os.getuid()}:{os.getgid()}",
         network_host=network == "host" or (network == "auto" and is_local(url)), mounts=mounts,

@@ -8,6 +8,9 @@ RESULTS_DIR = "/workspace/results"
 RUN_CONFIG_PATH = "/workspace/run_config.yml"
 """Where the host mounts a --run_config file (read-only)."""
 
+DATA_DIR = "/data"
+"""Where the host mounts pre-staged data (--data_dir, read-only): task YAMLs in tasks/, NLTK data, LMUData."""
+
 SECRET_STDIN_VAR = "EVALS_SECRET_STDIN"
 """Names the variable whose value the runtime reads from its stdin (so the value is never in the container's config)."""
 
