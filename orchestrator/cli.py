@@ -15,7 +15,7 @@ from rich.table import Table
 
 from orchestrator import __version__
 from orchestrator.catalog import HarnessImage, from_labels, image_for, pick_image, tasks_of
-from orchestrator.launch import check_api_key, execute, new_run_id, plan_container_run, preflight
+from orchestrator.launch import check_api_key, execute, new_run_id, plan_container_run, preflight, read_results
 from orchestrator.launchers import Launcher
 from orchestrator.launchers.docker import DockerLauncher, client, image_labels, labelled_images
 from orchestrator.report import results_table
@@ -129,6 +129,15 @@ def _eval_type_hint(request: RunRequest) -> str | None:
         layer = load_model(RunConfigLayer, request.run_config)
         return layer.config.type if layer.config else None
     return None
+
+
+@app.command("show")
+def show(paths: Annotated[list[Path], typer.Argument(help="results.yml files or output directories")]) -> None:
+    """Validate results.yml files and print their scores."""
+    for path in paths:
+        file = path / "results.yml" if path.is_dir() else path
+        results = read_results(file)
+        stdout.print(results_table(results, title=f"{results.framework_name} / {results.config.type}  ({file})"))
 
 
 @app.command("version")

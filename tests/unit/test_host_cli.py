@@ -151,3 +151,16 @@ def test_results_fixture_is_valid() -> None:
 
 def test_images_are_harness_images() -> None:
     assert all(isinstance(image, HarnessImage) for image in IMAGES)
+
+
+def test_show_prints_scores_of_results_files(tmp_path: Path) -> None:
+    code, out, err = evals("show", str(RESULTS))
+    assert code == 0, err
+    assert "exact_match__strict-match" in out and "0.7000" in out
+
+
+def test_show_rejects_an_invalid_results_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "results.yml"
+    bad.write_text("results: {}\n")
+    assert cli.main(["show", str(tmp_path)]) == 1
+    assert "invalid results file" in capsys.readouterr().err
