@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from orchestrator import __version__
 from orchestrator.runtime.execute import run_streaming
 from orchestrator.runtime.parsers import get_parser
+from orchestrator.runtime.proxy.server import Proxy, ProxyThread
 from orchestrator.runtime.render import render_command
 from orchestrator.schema.config import Evaluation
 from orchestrator.schema.container import SECRET_STDIN_VAR
@@ -47,16 +51,39 @@ class Plan:
     command: str
 
 
+PROXY_PLACEHOLDER = "http://127.0.0.1:PROXY_PORT"
+
+
+def harness_view(evaluation: Evaluation, proxy_origin: str | None) -> Evaluation:
+    """What the harness is told: with the adapter proxy on, the proxy's URL (the endpoint's own path
+    and query on the proxy's origin); otherwise the run as resolved."""
+    endpoint = evaluation.target.api_endpoint
+    if proxy_origin is None or not endpoint.adapter_config.enabled:
+        return evaluation
+    parts = urlsplit(endpoint.url)
+    url = proxy_origin + parts.path + (f"?{parts.query}" if parts.query else "")
+    return evaluation.model_copy(update={
+        "target": evaluation.target.model_copy(update={"api_endpoint": endpoint.model_copy(update={"url": url})}),
+    })
+
+
 def plan_run(framework: LoadedFramework, request: RunRequest) -> Plan:
     """Resolve and render without touching the disk or the environment."""
     evaluation = resolve_run(framework.definition, request)
-    return Plan(evaluation, render_command(evaluation, source=str(framework.path)))
+    shown = harness_view(evaluation, PROXY_PLACEHOLDER)
+    return Plan(evaluation, render_command(shown, source=str(framework.path)))
 
 
 def describe(plan: Plan) -> str:
     """What --dry_run prints."""
     config = plan.evaluation.model_dump(mode="json")
-    return f"Rendered config:\n\n{dump_yaml(config)}\nRendered command:\n\n{plan.command}\n"
+    text = f"Rendered config:\n\n{dump_yaml(config)}\nRendered command:\n\n{plan.command}\n"
+    adapter = plan.evaluation.target.api_endpoint.adapter_config
+    if adapter.enabled:
+        chain = " -> ".join(i.name for i in adapter.interceptors if i.enabled)
+        text += (f"\nAdapter proxy: the harness talks to {PROXY_PLACEHOLDER} (a free loopback port chosen at run "
+                 f"time), which forwards to {plan.evaluation.target.api_endpoint.url} through: {chain}\n")
+    return text
 
 
 def receive_secret_from_stdin() -> None:
@@ -105,6 +132,21 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+@contextlib.contextmanager
+def _adapter(evaluation: Evaluation, output_dir: Path) -> Iterator[Proxy | None]:
+    """The adapter proxy for the duration of the harness run (None when disabled)."""
+    endpoint = evaluation.target.api_endpoint
+    if not endpoint.adapter_config.enabled:
+        yield None
+        return
+    params = evaluation.config.params
+    proxy = Proxy(endpoint.url, endpoint.adapter_config, output_dir=output_dir,
+                  timeout=params.request_timeout or 60, max_retries=params.max_retries or 0)
+    with ProxyThread(proxy) as running:
+        print(f"adapter proxy on {running.origin} -> {endpoint.url}", file=sys.stderr, flush=True)
+        yield running
+
+
 def dump_results(document: ResultsFile) -> str:
     """results.yml text; score stats a harness did not report are left out rather than written as null."""
     data = document.model_dump(mode="json")
@@ -121,12 +163,16 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
     write_atomic(output_dir / "run_config.yml", dump_yaml(evaluation.model_dump(mode="json")))
     started = datetime.now(UTC)
     clock = time.monotonic()
-    code = run_streaming(plan.command, log_path=output_dir / "logs" / "harness.log", env=os.environ,
-                         secrets=[key] if key else [])
+    with _adapter(evaluation, output_dir) as proxy:
+        command = render_command(harness_view(evaluation, proxy.origin if proxy else None),
+                                 source=str(framework.path))
+        code = run_streaming(command, log_path=output_dir / "logs" / "harness.log", env=os.environ,
+                             secrets=[key] if key else [])
+        usage = proxy.usage() if proxy else None
     provenance = Provenance(
         runtime_version=__version__, harness=evaluation.framework_name,
         harness_version=os.environ.get("EVALS_HARNESS_VERSION"), framework_sha256=framework.sha256,
-        image=os.environ.get("EVALS_IMAGE"), command=plan.command, started_at=started,
+        image=os.environ.get("EVALS_IMAGE"), command=command, started_at=started,
         finished_at=datetime.now(UTC), duration_seconds=round(time.monotonic() - clock, 3), exit_code=code,
     )
     if code != 0:
@@ -134,8 +180,8 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
                            hint=f"see {output_dir / 'logs' / 'harness.log'}")
     results = get_parser(evaluation.framework_name)(output_dir)
     document = ResultsFile(
-        framework_name=evaluation.framework_name, pkg_name=evaluation.pkg_name, command=plan.command,
-        config=evaluation.config, target=evaluation.target, results=results, provenance=provenance,
+        framework_name=evaluation.framework_name, pkg_name=evaluation.pkg_name, command=command,
+        config=evaluation.config, target=evaluation.target, results=results, provenance=provenance, usage=usage,
     )
     write_atomic(output_dir / "results.yml", dump_results(document))
     print(f"Results written to {output_dir / 'results.yml'}", file=sys.stderr)

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
 
+from orchestrator.schema.adapter import AdapterConfig, Interceptor
+
 EndpointType = Literal["chat", "completions", "vlm"]
 """``vlm`` is a chat endpoint that accepts images in its messages."""
 
@@ -92,6 +94,15 @@ class ApiEndpointLayer(_Layer):
         description="NAME of the environment variable holding the API key (also accepted as api_key_name).",
     )
     stream: bool | None = Field(default=None, description="Ask the endpoint to stream answers.")
+    adapter_config: AdapterConfigLayer | None = Field(
+        default=None, description="The adapter proxy between harness and endpoint (interceptor chain).")
+
+
+class AdapterConfigLayer(_Layer):
+    """``target.api_endpoint.adapter_config`` as one layer states it; a given interceptor list replaces lower ones."""
+
+    enabled: bool | None = Field(default=None, description="Run the harness through the adapter proxy.")
+    interceptors: list[Interceptor] | None = Field(default=None, description="Interceptors, outermost first.")
 
 
 class TargetLayer(_Layer):
@@ -150,6 +161,8 @@ class ApiEndpoint(_Resolved):
     stream: bool = Field(default=False, description="Ask the endpoint to stream answers.")
     type: EndpointType = Field(description="chat, completions or vlm.")
     url: EndpointUrl = Field(description="Full endpoint URL.")
+    adapter_config: AdapterConfig = Field(default_factory=AdapterConfig,
+                                          description="The adapter proxy between harness and endpoint.")
 
 
 class ResolvedTarget(_Resolved):

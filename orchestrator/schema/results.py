@@ -80,6 +80,32 @@ class Provenance(_Strict):
     exit_code: int = Field(description="Exit code of the harness command.")
 
 
+class LatencyStats(_Strict):
+    """Latency of answered requests as the harness saw them through the proxy, in milliseconds."""
+
+    p50_ms: float = Field(description="Median.")
+    p95_ms: float = Field(description="95th percentile.")
+    p99_ms: float = Field(description="99th percentile.")
+    mean_ms: float = Field(description="Mean.")
+    max_ms: float = Field(description="Slowest.")
+
+
+class Usage(_Strict):
+    """What the run asked of the endpoint, from the adapter proxy's response_stats interceptor."""
+
+    requests: int = Field(description="Requests the harness made (cache hits included).")
+    cache_hits: int = Field(default=0, description="Requests answered from the cache.")
+    upstream_attempts: int = Field(default=0, description="Requests sent to the endpoint, retries included.")
+    retries: int = Field(default=0, description="Attempts beyond the first.")
+    errors: dict[str, int] = Field(default_factory=dict,
+                                   description="Failed attempts by kind (status code, timeout, ...).")
+    failed_requests: int = Field(default=0, description="Requests answered to the harness with an error.")
+    prompt_tokens: int = Field(default=0, description="Prompt tokens the endpoint reported.")
+    completion_tokens: int = Field(default=0, description="Completion tokens the endpoint reported.")
+    unfinished_reasoning: int = Field(default=0, description="Answers whose reasoning never ended.")
+    latency: LatencyStats | None = Field(default=None, description="Latency percentiles, if any request was answered.")
+
+
 class ResultsFile(_Strict):
     """The whole results.yml: the resolved run, its results and provenance."""
 
@@ -90,6 +116,7 @@ class ResultsFile(_Strict):
     target: ResolvedTarget = Field(description="The resolved target endpoint (secrets by name only).")
     results: EvaluationResult = Field(description="Per-task and per-group scores.")
     provenance: Provenance = Field(description="Where the result came from.")
+    usage: Usage | None = Field(default=None, description="Requests, cache hits, errors, tokens and latency.")
 
 
 __all__ = [

@@ -50,8 +50,9 @@ def test_dry_run_prints_config_then_command_and_writes_nothing(tmp_path: Path, v
     config = yaml.safe_load(head.removeprefix("Rendered config:"))
     assert set(config) == {"command", "framework_name", "pkg_name", "config", "target"}
     assert set(config["config"]) >= {"output_dir", "params", "supported_endpoint_types", "type"}
-    assert config["target"]["api_endpoint"] == {"api_key": None, "model_id": "my_model", "stream": False,
-                                                "type": "vlm", "url": URL}
+    endpoint = config["target"]["api_endpoint"]
+    assert endpoint.pop("adapter_config")["enabled"] is True
+    assert endpoint == {"api_key": None, "model_id": "my_model", "stream": False, "type": "vlm", "url": URL}
     assert "python -m vlmeval.run" in command and "--api-nproc 4" in command
     assert not out.exists()
 

@@ -1,0 +1,143 @@
+"""Interceptors that adjust requests or responses: system_message, payload_modifier, reasoning, logging."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from orchestrator.runtime.proxy.types import Handler, ProxyRequest, ProxyResponse
+from orchestrator.schema.adapter import LoggingConfig, PayloadModifierConfig, ReasoningConfig, SystemMessageConfig
+
+
+class SystemMessage:
+    """Prepend to, append to or replace the system message of chat requests."""
+
+    def __init__(self, config: SystemMessageConfig) -> None:
+        self.config = config
+
+    async def __call__(self, request: ProxyRequest, call_next: Handler) -> ProxyResponse:
+        """Adjust ``messages``, then forward."""
+        messages = request.body.get("messages") if request.body else None
+        if request.body is not None and isinstance(messages, list):
+            request.replace_body({**request.body, "messages": self.apply(messages)})
+        return await call_next(request)
+
+    def apply(self, messages: list[Any]) -> list[Any]:
+        """The messages with the system message applied."""
+        content, mode = self.config.content, self.config.mode
+        rest = [m for m in messages if not (isinstance(m, dict) and m.get("role") == "system")]
+        existing = "\n".join(str(m.get("content", "")) for m in messages
+                             if isinstance(m, dict) and m.get("role") == "system")
+        if existing and mode == "prepend":
+            content = f"{content}\n{existing}"
+        elif existing and mode == "append":
+            content = f"{existing}\n{content}"
+        return [{"role": "system", "content": content}, *rest]
+
+
+class PayloadModifier:
+    """Add, remove and rename top-level request parameters."""
+
+    def __init__(self, config: PayloadModifierConfig) -> None:
+        self.config = config
+
+    async def __call__(self, request: ProxyRequest, call_next: Handler) -> ProxyResponse:
+        """Modify the body, then forward."""
+        if request.body is not None:
+            body = dict(request.body)
+            for old, new in self.config.rename.items():
+                if old in body:
+                    body[new] = body.pop(old)
+            for key in self.config.remove:
+                body.pop(key, None)
+            body.update(self.config.add)
+            request.replace_body(body)
+        return await call_next(request)
+
+
+class Reasoning:
+    """Strip reasoning (``<think>...</think>`` and ``reasoning_content``) from answers."""
+
+    def __init__(self, config: ReasoningConfig) -> None:
+        self.config = config
+
+    async def __call__(self, request: ProxyRequest, call_next: Handler) -> ProxyResponse:
+        """Forward, then strip; an answer whose reasoning never ends is counted."""
+        response = await call_next(request)
+        body = response.json() if response.status == 200 else None
+        if body is None or not isinstance(body.get("choices"), list):
+            return response
+        unfinished = False
+        for choice in body["choices"]:
+            target = choice.get("message") if isinstance(choice, dict) else None
+            if isinstance(target, dict):
+                target.pop("reasoning_content", None)
+                target.pop("reasoning", None)
+                target["content"], cut = self.strip(target.get("content"))
+            elif isinstance(choice, dict) and "text" in choice:
+                choice["text"], cut = self.strip(choice.get("text"))
+            else:
+                continue
+            unfinished |= cut
+        response.replace_json(body)
+        if unfinished:
+            response.error_kinds = [*response.error_kinds, "unfinished_reasoning"]
+        return response
+
+    def strip(self, text: object) -> tuple[object, bool]:
+        """(text without reasoning, whether reasoning was left unfinished)."""
+        if not isinstance(text, str):
+            return text, False
+        start, end = self.config.start_tag, self.config.end_tag
+        if end in text:
+            return text.rsplit(end, 1)[1].lstrip(), False
+        if start in text:
+            return "", True
+        return text, False
+
+
+class BodyLog:
+    """A bounded JSONL log of request or response bodies."""
+
+    def __init__(self, path: Path, config: LoggingConfig) -> None:
+        self.path, self.config = path, config
+        self._written = 0
+        self._lock = threading.Lock()
+
+    def write(self, request_id: int, raw: bytes, **fields: Any) -> None:
+        """Append one record while under the bound."""
+        with self._lock:
+            if self._written >= self.config.max_records:
+                return
+            self._written += 1
+            text = raw[: self.config.max_bytes].decode(errors="replace")
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"id": request_id, **fields, "body": text,
+                                         "truncated": len(raw) > self.config.max_bytes}) + "\n")
+
+
+class RequestLogging:
+    """Log request bodies (bounded)."""
+
+    def __init__(self, log: BodyLog) -> None:
+        self.log = log
+
+    async def __call__(self, request: ProxyRequest, call_next: Handler) -> ProxyResponse:
+        """Log, then forward."""
+        self.log.write(request.request_id, request.raw, path=request.path)
+        return await call_next(request)
+
+
+class ResponseLogging:
+    """Log response bodies (bounded)."""
+
+    def __init__(self, log: BodyLog) -> None:
+        self.log = log
+
+    async def __call__(self, request: ProxyRequest, call_next: Handler) -> ProxyResponse:
+        """Forward, then log."""
+        response = await call_next(request)
+        self.log.write(request.request_id, response.raw, status=response.status, cache_hit=response.cache_hit)
+        return response

@@ -1,0 +1,98 @@
+"""Building the interceptor chain from the config: an explicit registry, outermost first."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.runtime.proxy.adjust import (
+    BodyLog,
+    PayloadModifier,
+    Reasoning,
+    RequestLogging,
+    ResponseLogging,
+    SystemMessage,
+)
+from orchestrator.runtime.proxy.cache import Caching, ResponseCache
+from orchestrator.runtime.proxy.endpoint import Endpoint
+from orchestrator.runtime.proxy.stats import ResponseStats, Stats
+from orchestrator.runtime.proxy.types import Handler, Interceptor, ProxyRequest, ProxyResponse
+from orchestrator.schema import adapter
+
+
+@dataclass
+class ChainContext:
+    """What interceptors may need: where to write, the run's defaults, shared state."""
+
+    upstream_url: str
+    output_dir: Path
+    timeout: float
+    max_retries: int
+    stats: Stats
+    caches: list[ResponseCache] = field(default_factory=list)
+
+
+Builder = Callable[[adapter.Interceptor, ChainContext], Interceptor]
+
+
+def _caching(spec: adapter.Interceptor, ctx: ChainContext) -> Interceptor:
+    assert isinstance(spec, adapter.CachingInterceptor)
+    cache = ResponseCache(Path(spec.config.cache_dir) if spec.config.cache_dir else ctx.output_dir / "cache")
+    ctx.caches.append(cache)
+    return Caching(cache)
+
+
+def _logging(spec: adapter.Interceptor, ctx: ChainContext) -> Interceptor:
+    assert isinstance(spec, adapter.RequestLoggingInterceptor | adapter.ResponseLoggingInterceptor)
+    log = BodyLog(ctx.output_dir / "logs" / f"proxy_{spec.name.removesuffix('_logging')}_bodies.jsonl", spec.config)
+    return RequestLogging(log) if spec.name == "request_logging" else ResponseLogging(log)
+
+
+def _system_message(spec: adapter.Interceptor, ctx: ChainContext) -> Interceptor:
+    assert isinstance(spec, adapter.SystemMessageInterceptor)
+    return SystemMessage(spec.config)
+
+
+def _payload_modifier(spec: adapter.Interceptor, ctx: ChainContext) -> Interceptor:
+    assert isinstance(spec, adapter.PayloadModifierInterceptor)
+    return PayloadModifier(spec.config)
+
+
+def _reasoning(spec: adapter.Interceptor, ctx: ChainContext) -> Interceptor:
+    assert isinstance(spec, adapter.ReasoningInterceptor)
+    return Reasoning(spec.config)
+
+
+def _response_stats(spec: adapter.Interceptor, ctx: ChainContext) -> Interceptor:
+    return ResponseStats(ctx.stats)
+
+
+BUILDERS: dict[str, Builder] = {
+    "caching": _caching,
+    "request_logging": _logging,
+    "response_logging": _logging,
+    "system_message": _system_message,
+    "payload_modifier": _payload_modifier,
+    "reasoning": _reasoning,
+    "response_stats": _response_stats,
+}
+"""Interceptor name -> how to build it (``endpoint`` is built by :func:`build_chain` itself)."""
+
+
+def build_chain(config: adapter.AdapterConfig, ctx: ChainContext) -> tuple[Handler, Endpoint]:
+    """The chain as one handler, and its endpoint (whose pool must be closed)."""
+    specs = [spec for spec in config.interceptors if spec.enabled and spec.name != "endpoint"]
+    endpoint_spec = next(s for s in config.interceptors if isinstance(s, adapter.EndpointInterceptor))
+    endpoint = Endpoint(ctx.upstream_url, endpoint_spec.config, timeout=ctx.timeout, max_retries=ctx.max_retries)
+    handler: Handler = endpoint
+    for spec in reversed(specs):
+        handler = _link(BUILDERS[spec.name](spec, ctx), handler)
+    return handler, endpoint
+
+
+def _link(interceptor: Interceptor, inner: Handler) -> Handler:
+    async def handle(request: ProxyRequest) -> ProxyResponse:
+        return await interceptor(request, inner)
+
+    return handle

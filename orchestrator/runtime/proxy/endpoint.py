@@ -1,0 +1,112 @@
+"""The endpoint interceptor: the end of the chain, where requests reach the real endpoint.
+
+Pooled connections; per-attempt timeouts; retries with exponential backoff and full jitter on
+429, 5xx, timeouts, dropped connections and malformed answers, honouring Retry-After, bounded
+in count and in total time. Any other 4xx is final: the harness gets the endpoint's message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import aiohttp
+
+from orchestrator.runtime.proxy.types import ProxyRequest, ProxyResponse, error_response
+from orchestrator.schema.adapter import EndpointConfig
+
+RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+_FORWARD_HEADERS = ("authorization", "content-type", "accept", "openai-organization", "openai-project")
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class Endpoint:
+    """Sends requests to ``url`` with retries; owns the connection pool."""
+
+    def __init__(self, url: str, config: EndpointConfig, *, timeout: float, max_retries: int) -> None:
+        self.url = url
+        self.config = config
+        self.timeout = config.request_timeout or timeout
+        self.max_retries = config.max_retries if config.max_retries is not None else max_retries
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The pooled session (created in the running loop on first use)."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self.config.max_connections, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        return self._session
+
+    async def close(self) -> None:
+        """Close the pool."""
+        if self._session is not None:
+            await self._session.close()
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return retry_after
+        ceiling = min(self.config.backoff_max, self.config.backoff_initial * 2**attempt)
+        return random.uniform(0, ceiling)  # jitter, not cryptography
+
+    async def __call__(self, request: ProxyRequest, _next: object = None) -> ProxyResponse:
+        """Forward ``request`` until it succeeds, fails for good, or the retry budget is spent."""
+        headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARD_HEADERS}
+        deadline = time.monotonic() + self.config.max_retry_seconds
+        kinds: list[str] = []
+        last = error_response(502, "no attempt made", kind="upstream_error")
+        for attempt in range(self.max_retries + 1):
+            retry_after: float | None = None
+            try:
+                async with self.session.post(self.url, data=request.raw, headers=headers,
+                                             timeout=aiohttp.ClientTimeout(total=self.timeout)) as upstream:
+                    raw = await upstream.read()
+                    last = ProxyResponse(status=upstream.status, raw=raw,
+                                         content_type=upstream.headers.get("Content-Type", "application/json"))
+                    if upstream.status == 200 and (last.json() is not None or _is_stream(request)):
+                        last.attempts, last.error_kinds = attempt + 1, kinds
+                        return last
+                    kind = "malformed_body" if upstream.status == 200 else f"http_{upstream.status}"
+                    if upstream.status != 200 and upstream.status not in RETRY_STATUS:
+                        kinds.append(kind)
+                        last.attempts, last.error_kinds = attempt + 1, kinds
+                        return last
+                    retry_after = retry_after_seconds(upstream.headers.get("Retry-After"))
+            except TimeoutError:
+                kind = "timeout"
+                last = error_response(504, f"endpoint did not answer within {self.timeout:g} s", kind=kind)
+            except aiohttp.ClientError as err:
+                kind = "connection_error"
+                last = error_response(502, f"endpoint connection failed: {type(err).__name__}: {err}", kind=kind)
+            kinds.append(kind)
+            wait = self._backoff(attempt, retry_after)
+            if attempt == self.max_retries or time.monotonic() + wait > deadline:
+                break
+            await asyncio.sleep(wait)
+        if last.status == 200:  # a malformed answer that never got better
+            last = error_response(502, "endpoint answered with a body that is not JSON", kind="malformed_body")
+        last.attempts, last.error_kinds = len(kinds), kinds
+        return last
+
+
+def _is_stream(request: ProxyRequest) -> bool:
+    return bool(request.body and request.body.get("stream"))

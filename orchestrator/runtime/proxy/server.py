@@ -1,0 +1,123 @@
+"""The proxy's HTTP side (aiohttp): run in a background thread by run_eval, or standalone."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+
+from orchestrator.runtime.proxy.chain import ChainContext, build_chain
+from orchestrator.runtime.proxy.endpoint import Endpoint
+from orchestrator.runtime.proxy.stats import Stats
+from orchestrator.runtime.proxy.types import Handler, ProxyRequest
+from orchestrator.schema.adapter import AdapterConfig
+from orchestrator.schema.results import Usage
+
+_HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "accept-encoding"}
+
+
+class Proxy:
+    """One proxy for one upstream endpoint URL."""
+
+    def __init__(self, upstream_url: str, config: AdapterConfig, *, output_dir: Path, timeout: float = 60,
+                 max_retries: int = 5) -> None:
+        parts = urlsplit(upstream_url)
+        self.upstream_url = upstream_url
+        self.upstream_origin = f"{parts.scheme}://{parts.netloc}"
+        self.path = parts.path or "/"
+        (output_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.stats = Stats(output_dir / "logs" / "proxy_requests.jsonl")
+        self._ctx = ChainContext(upstream_url, output_dir, timeout, max_retries, self.stats)
+        self._config = config
+        self._ids = itertools.count(1)
+        self._handler: Handler | None = None
+        self._endpoint: Endpoint | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def origin(self) -> str:
+        """``http://127.0.0.1:PORT``: the harness uses this with the endpoint's own path."""
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, port: int = 0) -> None:
+        """Build the chain and listen on 127.0.0.1:``port`` (0: a free port)."""
+        self._handler, self._endpoint = build_chain(self._config, self._ctx)
+        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port, backlog=1024)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        """Stop listening; close the pool, the caches and the records."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._endpoint is not None:
+            await self._endpoint.close()
+        for cache in self._ctx.caches:
+            cache.close()
+        self.stats.close()
+
+    def usage(self) -> Usage:
+        """What the run asked of the endpoint so far."""
+        return self.stats.usage()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        if request.method != "POST" or request.path != self.path:
+            return await self._pass_through(request, raw, headers)
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        proxied = ProxyRequest(request.path, raw, body if isinstance(body, dict) else None, headers,
+                               time.monotonic(), next(self._ids))
+        assert self._handler is not None
+        response = await self._handler(proxied)
+        return web.Response(status=response.status, body=response.raw,
+                            headers={"Content-Type": response.content_type})
+
+    async def _pass_through(self, request: web.Request, raw: bytes, headers: dict[str, str]) -> web.Response:
+        """Other paths (tokenizer routes, /v1/models, ...) go to the endpoint's server as they are."""
+        assert self._endpoint is not None
+        url = self.upstream_origin + request.path_qs
+        try:
+            timeout = aiohttp.ClientTimeout(total=self._endpoint.timeout)
+            async with self._endpoint.session.request(request.method, url, data=raw or None, headers=headers,
+                                                      timeout=timeout) as up:
+                return web.Response(status=up.status, body=await up.read(),
+                                    headers={"Content-Type": up.headers.get("Content-Type", "application/json")})
+        except (aiohttp.ClientError, TimeoutError) as err:
+            message = json.dumps({"error": {"message": f"proxy could not reach {url}: {err}", "code": 502}})
+            return web.Response(status=502, body=message.encode(), content_type="application/json")
+
+
+class ProxyThread:
+    """A proxy on its own event loop in a daemon thread, for the duration of a run."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="adapter-proxy", daemon=True)
+
+    def __enter__(self) -> Proxy:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.proxy.start(), self._loop).result(timeout=30)
+        return self.proxy
+
+    def __exit__(self, *_: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.proxy.stop(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()

@@ -1,0 +1,88 @@
+"""The response_stats interceptor: counts, tokens and latency; one JSONL record per request."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import IO
+
+from orchestrator.runtime.proxy.types import Handler, ProxyRequest, ProxyResponse
+from orchestrator.schema.results import LatencyStats, Usage
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+class Stats:
+    """Everything the run asked of the endpoint; safe to read from another thread."""
+
+    def __init__(self, records: Path | None) -> None:
+        self._lock = threading.Lock()
+        self._latencies: list[float] = []
+        self._errors: Counter[str] = Counter()
+        self._counts: Counter[str] = Counter()
+        self._file: IO[str] | None = records.open("a", encoding="utf-8") if records else None
+
+    def record(self, request: ProxyRequest, response: ProxyResponse, unfinished_reasoning: bool = False) -> None:
+        """Account for one answered request."""
+        latency_ms = (time.monotonic() - request.started) * 1000
+        usage = (response.json() or {}).get("usage") if response.status == 200 else None
+        prompt = int(usage.get("prompt_tokens") or 0) if isinstance(usage, dict) else 0
+        completion = int(usage.get("completion_tokens") or 0) if isinstance(usage, dict) else 0
+        with self._lock:
+            self._counts.update(requests=1, cache_hits=int(response.cache_hit), upstream_attempts=response.attempts,
+                                retries=max(0, response.attempts - 1), failed=int(response.status != 200),
+                                prompt_tokens=prompt, completion_tokens=completion,
+                                unfinished_reasoning=int(unfinished_reasoning))
+            self._errors.update(response.error_kinds)
+            self._latencies.append(latency_ms)
+            if self._file is not None:
+                self._file.write(json.dumps({
+                    "id": request.request_id, "path": request.path, "status": response.status,
+                    "latency_ms": round(latency_ms, 3), "prompt_tokens": prompt, "completion_tokens": completion,
+                    "cache_hit": response.cache_hit, "attempts": response.attempts, "errors": response.error_kinds,
+                }) + "\n")
+
+    def usage(self) -> Usage:
+        """The totals so far."""
+        with self._lock:
+            ordered = sorted(self._latencies)
+            counts, errors = dict(self._counts), dict(self._errors)
+        latency = None
+        if ordered:
+            latency = LatencyStats(p50_ms=round(percentile(ordered, 0.50), 3),
+                                   p95_ms=round(percentile(ordered, 0.95), 3),
+                                   p99_ms=round(percentile(ordered, 0.99), 3),
+                                   mean_ms=round(sum(ordered) / len(ordered), 3), max_ms=round(ordered[-1], 3))
+        return Usage(requests=counts.get("requests", 0), cache_hits=counts.get("cache_hits", 0),
+                     upstream_attempts=counts.get("upstream_attempts", 0), retries=counts.get("retries", 0),
+                     errors=errors, failed_requests=counts.get("failed", 0),
+                     prompt_tokens=counts.get("prompt_tokens", 0),
+                     completion_tokens=counts.get("completion_tokens", 0),
+                     unfinished_reasoning=counts.get("unfinished_reasoning", 0), latency=latency)
+
+    def close(self) -> None:
+        """Flush and close the per-request records."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+class ResponseStats:
+    """Records every request that passes, whatever the inner links did."""
+
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+
+    async def __call__(self, request: ProxyRequest, call_next: Handler) -> ProxyResponse:
+        """Forward, then account."""
+        response = await call_next(request)
+        self.stats.record(request, response, unfinished_reasoning="unfinished_reasoning" in response.error_kinds)
+        return response
