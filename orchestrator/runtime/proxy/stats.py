@@ -27,7 +27,7 @@ class Stats:
         self._latencies: list[float] = []
         self._errors: Counter[str] = Counter()
         self._counts: Counter[str] = Counter()
-        self._file: IO[str] | None = records.open("a", encoding="utf-8") if records else None
+        self._file: IO[str] | None = records.open("a", encoding="utf-8", buffering=1) if records else None
 
     def record(self, request: ProxyRequest, response: ProxyResponse, unfinished_reasoning: bool = False) -> None:
         """Account for one answered request."""
