@@ -4,12 +4,13 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help venv engine base images test unit integration lint typecheck schema demo clean
+.PHONY: help venv engine base images slurm test unit integration lint typecheck schema demo clean
 
 help:
 	@echo "make demo      show the embedded example: tasks and a dry run of VLMEvalKit OCRBench"
 	@echo "make test      lint, type-check and run the test suite (what CI runs)"
 	@echo "make images    start a Docker engine if none answers, build the base and harness images"
+	@echo "make slurm     install and start a single-node Slurm cluster on this machine (root)"
 	@echo "make unit      lint + unit tests (no Docker)"
 	@echo "make lint      ruff + mypy --strict"
 	@echo "make schema    regenerate the committed JSON Schemas from the models"
@@ -37,14 +38,20 @@ base: engine
 
 images: venv engine
 	bash scripts/build-image.sh lm-eval
+	bash images/vlmevalkit/stage-wheels.sh
+	bash scripts/build-image.sh vlmevalkit
+
+# A single-node Slurm cluster (munged, slurmctld, slurmd; loopback only) for the Slurm executor's tests.
+slurm:
+	bash scripts/slurm.sh
 
 unit: lint
 	$(VENV)/bin/pytest tests/unit
 
-integration: venv images
+integration: venv images slurm
 	$(VENV)/bin/pytest tests/integration
 
-test: lint images
+test: lint images slurm
 	$(VENV)/bin/pytest
 
 schema: venv

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -11,20 +12,32 @@ from typing import Annotated
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from orchestrator import __version__
+from orchestrator import __version__, runs
 from orchestrator.catalog import HarnessImage, from_labels, image_for, pick_image, tasks_of
-from orchestrator.launch import check_api_key, execute, new_run_id, plan_container_run, preflight, read_results
+from orchestrator.executors import Executor, check_executor
+from orchestrator.executors.local import LocalExecutor
+from orchestrator.executors.slurm import SlurmExecutor
+from orchestrator.follow import follow
+from orchestrator.launch import ContainerRun, check_api_key, preflight, read_results
 from orchestrator.launchers import Launcher
-from orchestrator.launchers.docker import DockerLauncher, client, image_labels, labelled_images
+from orchestrator.launchers.docker import DockerLauncher, LabelledContainers, client, image_labels, labelled_images
+from orchestrator.launchers.slurm_script import render_batch_script
 from orchestrator.report import results_table
-from orchestrator.runtime.run import describe
+from orchestrator.runplan import DEFAULT_RESULTS, new_record, plan_tasks, slurm_details
+from orchestrator.runtime.run import describe, prepare_output_dir
 from orchestrator.schema.config import RunConfigLayer
 from orchestrator.schema.container import LABEL_HARNESS
-from orchestrator.schema.errors import EvalsError
+from orchestrator.schema.errors import EvalsError, InputError
 from orchestrator.schema.loading import load_model
+from orchestrator.schema.record import FINAL_STATES, RunRecord
 from orchestrator.schema.resolve import RunRequest
+from orchestrator.schema.slurm import resolve_slurm_config
+from orchestrator.slurm import SlurmCli
+from orchestrator.status import outcome, show_run, status_table
+from orchestrator.status import wait as wait_for
 
 app = typer.Typer(name="evals", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Evaluate LLM and VLM endpoints with harnesses that run in their own containers.")
@@ -34,6 +47,13 @@ stderr = Console(stderr=True)
 
 def _launcher() -> Launcher:
     return DockerLauncher()
+
+
+def _executor(kind: str) -> Executor:
+    """The executor of a run (a fake launcher or Slurm CLI replaces the real ones in unit tests)."""
+    if kind == "slurm":
+        return SlurmExecutor(SlurmCli(), LabelledContainers)
+    return LocalExecutor(_launcher(), LabelledContainers())
 
 
 def _images() -> list[HarnessImage]:
@@ -67,7 +87,8 @@ def list_tasks(as_json: Annotated[bool, typer.Option("--json", help="machine-rea
 
 @app.command("run")
 def run(
-    eval_type: Annotated[str | None, typer.Option("--eval_type", "--eval-type", help="TASK or HARNESS.TASK")] = None,
+    eval_type: Annotated[list[str] | None, typer.Option("--eval_type", "--eval-type",
+                                                        help="TASK or HARNESS.TASK; repeat for several tasks")] = None,
     model_id: Annotated[str | None, typer.Option("--model_id", "--model-id", help="model name")] = None,
     model_url: Annotated[str | None, typer.Option("--model_url", "--model-url", help="full endpoint URL")] = None,
     model_type: Annotated[str | None, typer.Option("--model_type", "--model-type",
@@ -75,7 +96,8 @@ def run(
     api_key_name: Annotated[str | None, typer.Option("--api_key_name", "--api-key-name",
                                                      help="NAME of the variable holding the API key")] = None,
     output_dir: Annotated[Path | None, typer.Option("--output_dir", "--output-dir",
-                                                    help="default: results/<harness>-<task>-<run id>")] = None,
+                                                    help="default: results/<harness>-<task>-<run id>; with several "
+                                                         "tasks, each gets DIR/<harness>-<task>")] = None,
     run_config: Annotated[Path | None, typer.Option("--run_config", "--run-config", help="YAML run config")] = None,
     overrides: Annotated[str | None, typer.Option("--overrides", help="'a.b=c,d.e=f' (YAML values)")] = None,
     harness: Annotated[str | None, typer.Option("--harness", help="lm-eval or vlmevalkit")] = None,
@@ -86,38 +108,129 @@ def run(
                                          click_type=click.Choice(["auto", "host", "default"]))] = "auto",
     skip_preflight: Annotated[bool, typer.Option("--skip-preflight", help="do not check the endpoint")] = False,
     dry_run: Annotated[bool, typer.Option("--dry_run", "--dry-run", help="show what would run; run nothing")] = False,
+    executor: Annotated[str, typer.Option("--executor", help="local (this machine) or slurm (batch jobs)")] = "local",
+    slurm_config: Annotated[Path | None, typer.Option("--slurm_config", "--slurm-config",
+                                                      help="YAML Slurm settings (flags below override)")] = None,
+    partition: Annotated[str | None, typer.Option("--partition", help="Slurm partition")] = None,
+    account: Annotated[str | None, typer.Option("--account", help="Slurm account")] = None,
+    time_limit: Annotated[str | None, typer.Option("--time", help="Slurm time limit per job, e.g. 2:00:00")] = None,
+    gres: Annotated[str | None, typer.Option("--gres", help="Slurm generic resources, e.g. gpu:1")] = None,
+    gpus: Annotated[int | None, typer.Option("--gpus", help="GPUs per job")] = None,
+    container_runtime: Annotated[str | None, typer.Option("--container_runtime", "--container-runtime",
+                                                          help="docker, enroot or apptainer (in the jobs)")] = None,
+    output_root: Annotated[Path | None, typer.Option("--output_root", "--output-root",
+                                                     help="shared storage for the run's outputs and job logs")] = None,
+    sbatch: Annotated[list[str] | None, typer.Option("--sbatch", help="extra sbatch option, e.g. --sbatch=--qos=high;"
+                                                                      " repeatable")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="slurm: wait for the jobs and print the scores")] = False,
+    resume: Annotated[str | None, typer.Option("--resume", help="resume run RUN_ID (same as `evals resubmit`)")] = None,
 ) -> None:
-    """Run one evaluation in its harness's container and print its results."""
-    request = RunRequest(eval_type=eval_type, model_id=model_id, model_url=model_url, model_type=model_type,
-                         api_key_name=api_key_name, run_config=run_config, overrides=overrides)
-    chosen = _image(harness, image) if harness or image else pick_image(_images(), _eval_type_hint(request))
-    run_id = new_run_id()
-    planned = plan_container_run(chosen, request, run_id=run_id, output_dir=Path("."), network=network,
-                                 data_dir=data_dir)
-    target_dir = output_dir or Path("results") / f"{chosen.harness}-{planned.plan.evaluation.config.type}-{run_id}"
-    planned = plan_container_run(chosen, request, run_id=run_id, output_dir=target_dir, network=network,
-                                 data_dir=data_dir)
+    """Run evaluations in their harnesses' containers, here or as Slurm jobs, and print their results."""
+    if resume is not None:
+        fixed = (("--eval_type", eval_type), ("--model_id", model_id), ("--model_url", model_url),
+                 ("--run_config", run_config), ("--overrides", overrides))
+        given = [flag for flag, value in fixed if value]
+        if given:
+            raise InputError(f"--resume runs the recorded tasks as they were; {', '.join(given)} cannot change them",
+                             hint="drop them, or start a new run")
+        _resume(resume, wait=wait, time_limit=time_limit)
+        return
+    kind = check_executor(executor)
+    slurm_flags = {"partition": partition, "account": account, "time": time_limit, "gres": gres, "gpus": gpus,
+                   "container_runtime": container_runtime, "output_root": str(output_root) if output_root else None,
+                   "sbatch_extra": sbatch}
+    settings = resolve_slurm_config(slurm_config, slurm_flags) if kind == "slurm" else None
+    if settings is None and (slurm_config or any(v not in (None, []) for v in slurm_flags.values())):
+        raise InputError("Slurm settings were given to a local run", hint="add --executor slurm, or drop them")
+    requests = [RunRequest(eval_type=task, model_id=model_id, model_url=model_url, model_type=model_type,
+                           api_key_name=api_key_name, run_config=run_config, overrides=overrides)
+                for task in _tasks(eval_type)]
+    run_id = runs.new_run_id()
+
+    def choose(request: RunRequest) -> HarnessImage:
+        return _image(harness, image) if harness or image else pick_image(_images(), _eval_type_hint(request))
+
+    planned = plan_tasks(requests, choose=choose, run_id=run_id, executor=kind, output_dir=output_dir,
+                         output_root=Path(settings.output_root) if settings and settings.output_root
+                         else DEFAULT_RESULTS, network=network, data_dir=data_dir)
+    details = slurm_details(run_id, settings, tasks=len(planned)) if settings is not None else None
+    record = new_record(run_id, kind, planned, details)
     if dry_run:
-        sys.stdout.write(describe(planned.plan))
-        spec = planned.spec
+        _describe(planned, record)
+        return
+    for name in dict.fromkeys(p.spec.secret_env for p in planned if p.spec.secret_env):
+        check_api_key(next(p for p in planned if p.spec.secret_env == name))
+    if not skip_preflight:
+        for url in dict.fromkeys(p.plan.evaluation.target.api_endpoint.url for p in planned):
+            preflight(url)
+    run_executor = _executor(kind)
+    run_executor.check()
+    for task in planned:
+        prepare_output_dir(task.output_dir)
+    runs.create(record)
+    tasks = ", ".join(f"{p.image.harness}.{p.plan.evaluation.config.type}" for p in planned)
+    stderr.print(f"[bold]run {run_id}[/] ({kind}): {tasks} in {', '.join(record.images)}"
+                 + (f" -> {planned[0].output_dir}" if len(planned) == 1 else ""))
+    record = run_executor.start(record, output=_output)
+    _finish(record, wait=wait)
+
+
+def _tasks(eval_types: list[str] | None) -> list[str | None]:
+    """The --eval_type values; none at all leaves the task to --run_config or --overrides."""
+    return list(eval_types) if eval_types else [None]
+
+
+def _output(chunk: bytes) -> None:
+    sys.stdout.buffer.write(chunk)
+    sys.stdout.buffer.flush()
+
+
+def _describe(planned: list[ContainerRun], record: RunRecord) -> None:
+    """--dry_run: each task's resolved config, command and container; a Slurm run's batch script."""
+    for task in planned:
+        if len(planned) > 1:
+            sys.stdout.write(f"=== task {planned.index(task)}: {task.image.harness}.{task.plan.evaluation.config.type}"
+                             f" -> {task.output_dir}\n\n")
+        sys.stdout.write(describe(task.plan))
+        spec = task.spec
         mounts = ", ".join(f"{m.source}:{m.target}" + (":ro" if m.read_only else "") for m in spec.mounts)
         sys.stdout.write(f"\nContainer:\n\n  image: {spec.image}\n  args: {json.dumps(spec.args)}\n"
                          f"  user: {spec.user}\n  network: {'host' if spec.network_host else 'default'}\n"
                          f"  mounts: {mounts}\n  api key variable: {spec.secret_env or '-'} (value passed on stdin)\n")
+    if record.slurm is not None:
+        script = render_batch_script(run_id=record.id, run_dir=record.slurm.run_dir, tasks=record.tasks,
+                                     config=record.slurm.config)
+        sys.stdout.write(f"\nBatch script (sbatch --parsable):\n\n{script}")
+
+
+def _finish(record: RunRecord, *, wait: bool) -> None:
+    """After start: a submitted Slurm run says how to follow it (or waits); a finished run shows its scores."""
+    if record.executor == "slurm" and not wait and not record.done:
+        stderr.print(f"follow with: evals status {record.id} | evals logs {record.id} --follow"
+                     f" | evals cancel {record.id}")
+        print(record.id)
         return
-    check_api_key(planned)
-    if not skip_preflight:
-        preflight(planned.plan.evaluation.target.api_endpoint.url)
-    stderr.print(f"[bold]run {run_id}[/]: {chosen.harness}.{planned.plan.evaluation.config.type} in {chosen.image}"
-                 f" -> {target_dir}")
+    if not record.done:
+        record = wait_for(record, _executor(record.executor), report=lambda line: stderr.print(escape(line)))
+    streamed = record.executor == "local"
+    show_run(record, stdout, stderr, table=not streamed or len(record.tasks) > 1, tails=not streamed)
+    outcome(record)
 
-    def output(chunk: bytes) -> None:
-        sys.stdout.buffer.write(chunk)
-        sys.stdout.buffer.flush()
 
-    results = execute(planned, _launcher(), output=output)
-    stdout.print(results_table(results))
-    stdout.print(f"results: {target_dir / 'results.yml'}")
+def _resume(run_id: str, *, wait: bool, time_limit: str | None) -> None:
+    record = runs.load(run_id)
+    if time_limit is not None:
+        if record.slurm is None:
+            raise InputError("--time applies to Slurm runs only", hint=f"run {run_id} ran locally")
+        config = resolve_slurm_config(None, {"time": time_limit})
+        record.slurm.config = record.slurm.config.model_copy(update={"time": config.time})
+    for name in dict.fromkeys(t.container.secret_env for t in record.tasks if t.container.secret_env):
+        if name and not os.environ.get(name):
+            raise InputError(f"environment variable {name} (the run's API key) is not set",
+                             hint=f"export {name}=<your key> and resume again")
+    stderr.print(f"[bold]run {run_id}[/] ({record.executor}): resuming")
+    record = _executor(record.executor).resume(record, output=_output)
+    _finish(record, wait=wait)
 
 
 def _eval_type_hint(request: RunRequest) -> str | None:
@@ -129,6 +242,71 @@ def _eval_type_hint(request: RunRequest) -> str | None:
         layer = load_model(RunConfigLayer, request.run_config)
         return layer.config.type if layer.config else None
     return None
+
+
+@app.command("status")
+def status(run_id: Annotated[str | None, typer.Argument(help="run id (default: the latest run)")] = None,
+           as_json: Annotated[bool, typer.Option("--json", help="print the run record as JSON")] = False) -> None:
+    """Show each task's state; the scores of finished tasks; the log tail of failed ones."""
+    record = runs.load(run_id or runs.latest())
+    record = _executor(record.executor).refresh(record)
+    if as_json:
+        print(record.model_dump_json(indent=2))
+        return
+    show_run(record, stdout, stderr)
+
+
+@app.command("logs")
+def logs(run_id: Annotated[str | None, typer.Argument(help="run id (default: the latest run)")] = None,
+         task: Annotated[int | None, typer.Option("--task", help="only this task (index)")] = None,
+         follow_: Annotated[bool, typer.Option("--follow", "-f", help="keep printing until the task ends")] = False,
+         ) -> None:
+    """Print the console output of a run's tasks (with --follow, as it is written)."""
+    record = runs.load(run_id or runs.latest())
+    chosen = [t for t in record.tasks if task is None or t.index == task]
+    if not chosen:
+        raise InputError(f"run {record.id} has no task {task}", hint=f"tasks: 0-{len(record.tasks) - 1}")
+    run_executor = _executor(record.executor)
+    for entry in chosen:
+        if len(chosen) > 1:
+            stderr.print(f"[bold]== task {entry.index} ({entry.harness}.{entry.task}): {entry.log}[/]")
+
+        def ended(index: int = entry.index) -> bool:
+            nonlocal record
+            if not follow_:
+                return True
+            record = run_executor.refresh(runs.load(record.id))
+            return record.tasks[index].state in FINAL_STATES
+
+        follow(Path(record.tasks[entry.index].log), write=_output, finished=ended)
+
+
+@app.command("cancel")
+def cancel(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
+    """Stop every unfinished task of a run (scancel for Slurm); no container is left running."""
+    record = runs.load(run_id)
+    record = _executor(record.executor).cancel(record)
+    stdout.print(status_table(record))
+
+
+@app.command("resubmit")
+def resubmit(run_id: Annotated[str, typer.Argument(help="run id")],
+             wait: Annotated[bool, typer.Option("--wait", help="slurm: wait for the jobs, print the scores")] = False,
+             time_limit: Annotated[str | None, typer.Option("--time", help="new Slurm time limit per job")] = None,
+             ) -> None:
+    """Start a run's failed, cancelled, timed-out or interrupted tasks again; answered requests come from the cache."""
+    _resume(run_id, wait=wait, time_limit=time_limit)
+
+
+@app.command("runs")
+def list_runs() -> None:
+    """List recorded runs (newest last) with their tasks' states."""
+    table = Table("run", "executor", "created", "tasks")
+    for run_id in runs.run_ids():
+        record = runs.load(run_id)
+        states = ", ".join(f"{t.task}: {t.state}" for t in record.tasks)
+        table.add_row(record.id, record.executor, f"{record.created_at:%Y-%m-%d %H:%M:%S}", states)
+    stdout.print(table)
 
 
 @app.command("show")

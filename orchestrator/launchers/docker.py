@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 
 import docker
 import docker.errors
@@ -113,3 +114,38 @@ def labelled_images(engine: docker.DockerClient, label: str) -> list[tuple[str, 
         tags: list[str] = image.tags or [image.short_id]
         found.append((sorted(tags, key=lambda t: (not t.endswith(":latest"), t))[0], image.labels or {}))
     return found
+
+
+class LabelledContainers:
+    """Stops or removes the containers carrying a label (``key=value``): `evals cancel` and cleanup."""
+
+    def __init__(self, engine: docker.DockerClient | None = None) -> None:
+        self._engine = engine
+
+    def _find(self, label: str) -> list[Container]:
+        engine = self._engine or client()
+        found: list[Container] = engine.containers.list(all=True, filters={"label": label})
+        return found
+
+    def stop(self, label: str) -> list[str]:
+        """Kill the running ones (whoever started them removes them); returns their names."""
+        stopped: list[str] = []
+        for container in self._find(label):
+            with contextlib.suppress(docker.errors.DockerException):
+                container.kill()
+                stopped.append(str(container.name))
+        return stopped
+
+    def remove(self, label: str, *, timeout: float = 20.0) -> list[str]:
+        """Force-remove them all and wait until they are gone (another remover may be at it); returns their names."""
+        removed: list[str] = []
+        deadline = time.monotonic() + timeout
+        while found := self._find(label):
+            for container in found:
+                with contextlib.suppress(docker.errors.DockerException):
+                    container.remove(force=True)
+                    removed.append(str(container.name))
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        return removed

@@ -14,7 +14,9 @@ from pydantic import BaseModel
 
 from orchestrator.schema.config import RunConfigLayer
 from orchestrator.schema.framework import FrameworkDefinition
+from orchestrator.schema.record import RunRecord
 from orchestrator.schema.results import ResultsFile
+from orchestrator.schema.slurm import SlurmConfig
 
 SCHEMA_DIR = Path(__file__).parent / "jsonschema"
 
@@ -22,6 +24,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "framework.schema.json": FrameworkDefinition,
     "run_config.schema.json": RunConfigLayer,
     "results.schema.json": ResultsFile,
+    "slurm_config.schema.json": SlurmConfig,
+    "run_record.schema.json": RunRecord,
 }
 
 

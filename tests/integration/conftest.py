@@ -7,6 +7,7 @@ They fail (never skip) when no engine answers or an image is missing: run `make 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from tests.endpoint.server import EndpointServer, serve
 # misleads its host detection.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
+# Run records of the runs these tests make stay out of the user's ~/.local/state/evals.
+os.environ.setdefault("EVALS_STATE_DIR", tempfile.mkdtemp(prefix="evals-state-"))
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "fixtures" / "data"

@@ -1,0 +1,93 @@
+"""Executors run the tasks of a recorded run somewhere: a small Protocol, two implementations.
+
+``local`` runs the containers one after another on this machine's engine (in the foreground);
+``slurm`` submits one batch job per task (a job array for several) and returns. Both keep the
+run's record (:mod:`orchestrator.runs`) current, so `evals status|logs|cancel|resubmit` work the
+same for either.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Protocol
+
+from orchestrator.launch import read_results
+from orchestrator.launchers import Output
+from orchestrator.schema.errors import EvalsError, InputError
+from orchestrator.schema.record import EXECUTORS, RESUMABLE_STATES, ExecutorName, RunRecord, TaskRecord
+
+
+class Executor(Protocol):
+    """Starts, observes, stops and resumes the tasks of a run; every method returns the saved record."""
+
+    def check(self) -> None:
+        """Refuse, with the remedy, when the executor cannot run anything (before anything is written)."""
+        ...
+
+    def start(self, record: RunRecord, *, output: Output) -> RunRecord:
+        """Start every pending task (local: run them to the end; slurm: submit them)."""
+        ...
+
+    def refresh(self, record: RunRecord) -> RunRecord:
+        """Bring the tasks' states up to date (results are validated when a task ends)."""
+        ...
+
+    def cancel(self, record: RunRecord) -> RunRecord:
+        """Stop every unfinished task; no container is left running."""
+        ...
+
+    def resume(self, record: RunRecord, *, output: Output) -> RunRecord:
+        """Start the failed, cancelled, timed-out and interrupted tasks again (answered requests are cached)."""
+        ...
+
+
+def check_executor(name: str) -> ExecutorName:
+    """An executor name, or bad input listing the known ones."""
+    for known in EXECUTORS:
+        if name == known:
+            return known
+    close = difflib.get_close_matches(name, EXECUTORS, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise InputError(f"unknown executor {name!r}", hint=f"{hint}known: {', '.join(EXECUTORS)}")
+
+
+def finish(task: TaskRecord, code: int) -> None:
+    """Record how a task ended: exit 0 with a valid results.yml is success; anything else fails with a reason."""
+    task.exit_code = code
+    if code != 0:
+        task.state, task.reason = "failed", f"exited with code {code}"
+        return
+    try:
+        read_results(Path(task.output_dir) / "results.yml")
+    except EvalsError as err:
+        task.state, task.reason = "failed", str(err)
+        return
+    task.state, task.reason = "succeeded", None
+
+
+def resumable(record: RunRecord) -> list[TaskRecord]:
+    """The tasks a resume starts again; bad input when there are none or some still run."""
+    busy = [t for t in record.tasks if t.state in ("pending", "running")]
+    if busy:
+        names = ", ".join(f"{t.index} ({t.task}: {t.state})" for t in busy)
+        raise InputError(f"run {record.id} still has unfinished tasks: {names}",
+                         hint=f"wait for them (`evals status {record.id}`) or `evals cancel {record.id}` first")
+    again = [t for t in record.tasks if t.state in RESUMABLE_STATES]
+    if not again:
+        raise InputError(f"nothing to resume in run {record.id}: every task succeeded",
+                         hint=f"see the scores with `evals status {record.id}`")
+    return again
+
+
+def log_tail(path: Path, lines: int = 20) -> list[str]:
+    """The last ``lines`` lines of a log file (empty if it does not exist yet)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return text.splitlines()[-lines:]

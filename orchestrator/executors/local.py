@@ -1,0 +1,142 @@
+"""The local executor: the run's containers, one after another, on this machine's engine.
+
+`evals run` stays in the foreground and keeps the record current; each task's console output
+goes to the terminal and to ``<record dir>/logs/task-<i>.log``. `evals cancel` (another shell)
+leaves a marker and kills the run's containers (labelled ``evals.run.id``); the running
+`evals run` then records the task as cancelled, removes the container and starts no other task.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from orchestrator import runs
+from orchestrator.executors import finish, resumable
+from orchestrator.launchers import Launcher, LaunchSpec, Mount, Output
+from orchestrator.schema.container import RUN_LABEL_PREFIX
+from orchestrator.schema.record import FINAL_STATES, RunRecord, TaskRecord
+
+
+class ContainerControl(Protocol):
+    """Stops and removes containers by label (``key=value``); returns their names."""
+
+    def stop(self, label: str) -> list[str]:
+        """Kill the running containers carrying the label."""
+        ...
+
+    def remove(self, label: str) -> list[str]:
+        """Force-remove every container carrying the label."""
+        ...
+
+
+def launch_spec(run_id: str, task: TaskRecord) -> LaunchSpec:
+    """The launcher's spec for a recorded task, run as the caller."""
+    container = task.container
+    return LaunchSpec(
+        image=container.image, args=list(container.args), name=f"evals-{run_id}-{task.index}",
+        user=f"{os.getuid()}:{os.getgid()}", network_host=container.network_host,
+        mounts=[Mount(source=Path(m.source), target=m.target, read_only=m.read_only) for m in container.mounts],
+        secret_env=container.secret_env, labels=dict(container.labels),
+    )
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class LocalExecutor:
+    """Runs tasks with a launcher (docker, or a fake in unit tests)."""
+
+    launcher: Launcher
+    containers: ContainerControl
+    cancel_wait: float = 15.0
+
+    def check(self) -> None:
+        """Nothing to check up front: the image was found on the engine while planning."""
+
+    def start(self, record: RunRecord, *, output: Output) -> RunRecord:
+        """Run every pending task in index order; stop early if the run is cancelled."""
+        record.pid = os.getpid()
+        for task in record.tasks:
+            if task.state != "pending":
+                continue
+            if runs.cancel_requested(record.id):
+                task.state, task.reason = "cancelled", "cancelled before it started"
+                record = runs.save(record)
+                continue
+            record = self._run_task(record, task, output)
+        return record
+
+    def _run_task(self, record: RunRecord, task: TaskRecord, output: Output) -> RunRecord:
+        task.state, task.started_at, task.finished_at = "running", runs.now(), None
+        task.attempts += 1
+        task.exit_code = task.reason = None
+        runs.save(record)
+        log = Path(task.log)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with log.open("ab") as handle:
+                def tee(chunk: bytes) -> None:
+                    handle.write(chunk)
+                    handle.flush()
+                    output(chunk)
+
+                code = self.launcher.run(launch_spec(record.id, task), output=tee)
+        except BaseException as err:
+            task.state = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+            task.reason = "evals was interrupted" if isinstance(err, KeyboardInterrupt) else str(err) or repr(err)
+            task.finished_at = runs.now()
+            runs.save(record)
+            raise
+        task.finished_at = runs.now()
+        if runs.cancel_requested(record.id):
+            task.state, task.exit_code, task.reason = "cancelled", code, "cancelled with `evals cancel`"
+        else:
+            finish(task, code)
+        return runs.save(record)
+
+    def refresh(self, record: RunRecord) -> RunRecord:
+        """A run whose evals process is gone cannot progress: its unfinished tasks were interrupted."""
+        if record.done or record.host != runs.hostname() or _alive(record.pid):
+            return record
+        for task in record.tasks:
+            if task.state not in FINAL_STATES:
+                task.state, task.reason = "interrupted", f"the evals process ({record.pid}) ended before the task did"
+        return runs.save(record)
+
+    def cancel(self, record: RunRecord) -> RunRecord:
+        """Mark the run cancelled, kill its containers, wait for the running evals to record it."""
+        runs.request_cancel(record.id)
+        self.containers.stop(f"{RUN_LABEL_PREFIX}.id={record.id}")
+        deadline = time.monotonic() + self.cancel_wait
+        while _alive(record.pid) and not record.done and time.monotonic() < deadline:
+            time.sleep(0.2)
+            record = runs.load(record.id)
+        if not record.done:
+            for task in record.tasks:
+                if task.state not in FINAL_STATES:
+                    task.state, task.reason = "cancelled", "cancelled with `evals cancel`"
+            record = runs.save(record)
+        self.containers.remove(f"{RUN_LABEL_PREFIX}.id={record.id}")
+        return record
+
+    def resume(self, record: RunRecord, *, output: Output) -> RunRecord:
+        """Run the unfinished tasks again, in the same output dirs (lm-eval's cache answers what was asked)."""
+        record = self.refresh(record)
+        for task in resumable(record):
+            task.state, task.reason = "pending", None
+        runs.clear_cancel(record.id)
+        return self.start(runs.save(record), output=output)

@@ -1,0 +1,182 @@
+"""The Slurm batch script of a run: rendered once (Jinja, StrictUndefined, every value through ``shq``).
+
+One script serves every task of a run: as a job array, each element picks its task by
+``$SLURM_ARRAY_TASK_ID``. A task starts the same image, with the same arguments, mounts, user and
+API-key hand-over as the local docker launcher, through the container runtime of the cluster:
+
+- ``docker``: ``docker run --rm --init`` labelled ``evals.slurm.job=$SLURM_JOB_ID``. The container is
+  a child of the Docker daemon, not of the job, so the script removes it when the job is signalled
+  (scancel, time limit) and the Epilog (scripts/slurm-epilog.sh) removes whatever is left.
+- ``enroot``: ``srun --container-image`` (pyxis); the container is a job step, stopped with the job.
+- ``apptainer``: ``apptainer exec --cleanenv``; a child process of the job.
+
+No secret is in the script: the API key's variable is exported to the job by NAME (``--export``) and
+piped to the container's stdin, whose runtime reads it when ``EVALS_SECRET_STDIN`` names it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.runtime.render import make_environment
+from orchestrator.schema.container import SECRET_STDIN_VAR
+from orchestrator.schema.record import TaskRecord
+from orchestrator.schema.slurm import SlurmConfig
+
+SLURM_JOB_LABEL = "evals.slurm.job"
+"""Label on every container a job starts with docker: the job's $SLURM_JOB_ID (what the Epilog removes)."""
+
+TEMPLATE = r"""#!/bin/bash
+# evals run {{ run_id }}: {{ tasks | length }} task(s), container runtime {{ runtime }}.
+# Rendered by evals, submitted with `sbatch --parsable` (`evals resubmit {{ run_id }}` submits it again).
+# No secret is in this file: the API key's variable is exported to the job by NAME and piped to the
+# container's stdin.
+#SBATCH --job-name={{ job_name }}
+#SBATCH --output={{ log_pattern }}
+#SBATCH --open-mode=append
+{%- if array %}
+#SBATCH --array={{ array }}
+{%- endif %}
+#SBATCH --export={{ export | join(",") }}
+{%- for directive in directives %}
+#SBATCH {{ directive }}
+{%- endfor %}
+set -uo pipefail
+
+task=${SLURM_ARRAY_TASK_ID:-0}
+run_dir={{ run_dir | shq }}
+echo "evals: run {{ run_id }} task ${task}: job ${SLURM_JOB_ID} on $(hostname) at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+
+require() {  # the API key's variable must have reached the job (sbatch --export)
+  if [ -z "${!1:-}" ]; then
+    echo "evals: $1 is not set in the job's environment: export it in the shell that submits the run" >&2
+    exit 2
+  fi
+}
+{%- if runtime == "docker" %}
+{%- if gpus %}
+
+gpus=()
+if [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then gpus=(--gpus "\"device=${CUDA_VISIBLE_DEVICES}\""); fi
+{%- endif %}
+
+# docker run is not a child of this job: remove the container when the job is stopped.
+name="evals-{{ run_id }}-${task}-${SLURM_JOB_ID}"
+trap 'echo "evals: job ${SLURM_JOB_ID} stopped: removing container ${name}" >&2; docker rm -f "${name}" >/dev/null 2>&1; exit 143' TERM INT
+{%- endif %}
+
+case "${task}" in
+{%- for t in tasks %}
+  {{ t.index }})
+{%- if t.key %}
+    require {{ t.key }}
+{%- endif %}
+{%- if runtime == "docker" %}
+    {% if t.key %}printf '%s\n' "${{ '{' ~ t.key ~ '}' }}" | {% endif %}docker run --rm --init {% if t.key %}-i {% endif %}--name "${name}" \
+      --label "{{ job_label }}=${SLURM_JOB_ID}"{% for label in t.labels %} --label {{ label | shq }}{% endfor %} \
+      -u "$(id -u):$(id -g)"{% if t.network_host %} --network host{% endif %}{% if t.key %} -e {{ secret_var }}={{ t.key }}{% endif %} \
+      {% for mount in t.mounts %}-v {{ mount | shq }} {% endfor %}{% if gpus %}"${gpus[@]}" {% endif %}\
+      {{ t.image | shq }}{% for arg in t.args %} {{ arg | shq }}{% endfor %} &
+    wait $!
+{%- elif runtime == "enroot" %}
+    {% if t.key %}printf '%s\n' "${{ '{' ~ t.key ~ '}' }}" | env -u {{ t.key }} {{ secret_var }}={{ t.key }} {% endif %}srun --ntasks=1 \
+      --container-image={{ t.image | shq }} \
+      --container-mounts={{ t.mounts | join(",") | shq }} \
+      --container-workdir=/workspace --no-container-mount-home \
+      {{ t.entrypoint | shq }}{% for arg in t.args %} {{ arg | shq }}{% endfor %}
+{%- else %}
+    {% if t.key %}printf '%s\n' "${{ '{' ~ t.key ~ '}' }}" | {% endif %}apptainer exec --cleanenv --no-home --writable-tmpfs --pwd /workspace \
+      {% if t.key %}--env {{ secret_var }}={{ t.key }} {% endif %}{% if gpus %}--nv {% endif %}--bind {{ t.mounts | join(",") | shq }} \
+      {{ t.image | shq }} {{ t.entrypoint | shq }}{% for arg in t.args %} {{ arg | shq }}{% endfor %}
+{%- endif %}
+    ;;
+{%- endfor %}
+  *)
+    echo "evals: run {{ run_id }} has no task ${task}" >&2
+    exit 2
+    ;;
+esac
+code=$?
+
+mkdir -p "${run_dir}/exit" && echo "${code}" > "${run_dir}/exit/task-${task}.code"
+echo "evals: task ${task} exited with code ${code} at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+exit "${code}"
+"""  # noqa: E501 (the script's lines)
+
+
+@dataclass(frozen=True)
+class _Task:
+    """One task as the template sees it: every value literal, quoted by the template."""
+
+    index: int
+    image: str
+    entrypoint: str
+    args: list[str]
+    mounts: list[str]
+    labels: list[str]
+    key: str | None
+    network_host: bool
+
+
+def runtime_image(image: str, harness: str, config: SlurmConfig) -> str:
+    """The image as the cluster's container runtime names it (``images`` in the config wins)."""
+    if harness in config.images:
+        return config.images[harness]
+    if config.container_runtime == "enroot":
+        return f"dockerd://{image}"
+    if config.container_runtime == "apptainer":
+        return f"docker-daemon://{image}"
+    return image
+
+
+def _task(record: TaskRecord, config: SlurmConfig) -> _Task:
+    container = record.container
+    mounts = [f"{m.source}:{m.target}" + (":ro" if m.read_only else "") for m in container.mounts]
+    return _Task(
+        index=record.index, image=runtime_image(container.image, record.harness, config),
+        entrypoint=container.entrypoint, args=container.args, mounts=mounts,
+        labels=[f"{key}={value}" for key, value in container.labels.items()],
+        key=container.secret_env, network_host=container.network_host,
+    )
+
+
+def directives(config: SlurmConfig) -> list[str]:
+    """sbatch options from the config, in a fixed order, then the extra ones as given."""
+    options = {"--partition": config.partition, "--account": config.account, "--time": config.time,
+               "--gres": config.gres, "--gpus": config.gpus, "--cpus-per-task": config.cpus_per_task,
+               "--mem": config.mem}
+    return [f"{name}={value}" for name, value in options.items() if value is not None] + list(config.sbatch_extra)
+
+
+def exported(config: SlurmConfig, tasks: list[TaskRecord]) -> list[str]:
+    """Names for --export: the config's list plus every API key's variable (names only, never values)."""
+    keys = [t.container.secret_env for t in tasks if t.container.secret_env]
+    return list(dict.fromkeys([*config.export, *keys]))
+
+
+def log_pattern(run_dir: str, *, array: bool) -> str:
+    """Where Slurm writes a task's console output (appended across resubmissions)."""
+    return f"{run_dir}/logs/task-%a.log" if array else f"{run_dir}/logs/task-0.log"
+
+
+def task_log(run_dir: str, index: int) -> str:
+    """The console log of one task, as Slurm names it from :func:`log_pattern`."""
+    return f"{run_dir}/logs/task-{index}.log"
+
+
+def exit_file(run_dir: str, index: int) -> str:
+    """Where the script records a task's exit code (status once the scheduler has forgotten the job)."""
+    return f"{run_dir}/exit/task-{index}.code"
+
+
+def render_batch_script(*, run_id: str, run_dir: str, tasks: list[TaskRecord], config: SlurmConfig) -> str:
+    """The whole batch script, rendered once."""
+    array = len(tasks) > 1
+    template = make_environment().from_string(TEMPLATE)
+    return template.render(
+        run_id=run_id, run_dir=run_dir, runtime=config.container_runtime, job_name=f"evals-{run_id}",
+        log_pattern=log_pattern(run_dir, array=array), array=f"0-{len(tasks) - 1}" if array else "",
+        export=exported(config, tasks), directives=directives(config), job_label=SLURM_JOB_LABEL,
+        secret_var=SECRET_STDIN_VAR, gpus=bool(config.gpus) or "gpu" in (config.gres or ""),
+        tasks=[_task(task, config) for task in tasks],
+    ) + "\n"

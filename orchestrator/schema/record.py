@@ -1,0 +1,111 @@
+"""The run record: what `evals run` started, persisted so that any shell can query it later.
+
+One ``run.yml`` per run under the state directory (``$EVALS_STATE_DIR/runs/<id>/``, default
+``~/.local/state/evals/runs/<id>/``). It holds names and paths only, never a secret: each task's
+container is recorded as it was launched (image, arguments, mounts, the API key's variable NAME),
+so a run can be resumed exactly as it started.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.schema.config import EnvVarName
+from orchestrator.schema.slurm import SlurmConfig
+
+ExecutorName = Literal["local", "slurm"]
+EXECUTORS: tuple[ExecutorName, ...] = ("local", "slurm")
+
+TaskState = Literal["pending", "running", "succeeded", "failed", "cancelled", "timeout", "interrupted"]
+"""``interrupted``: ended without an exit code (killed, preempted, node lost, or evals itself stopped)."""
+
+FINAL_STATES: frozenset[TaskState] = frozenset({"succeeded", "failed", "cancelled", "timeout", "interrupted"})
+RESUMABLE_STATES: frozenset[TaskState] = frozenset({"failed", "cancelled", "timeout", "interrupted"})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MountRecord(_Strict):
+    """A bind mount, host path to container path."""
+
+    source: str = Field(description="Absolute host path.")
+    target: str = Field(description="Path inside the container.")
+    read_only: bool = Field(default=False, description="Mounted read-only.")
+
+
+class ContainerRecord(_Strict):
+    """How a task's container is started. Holds no secret values."""
+
+    image: str = Field(description="Image name as the local engine knows it.")
+    entrypoint: str = Field(description="The image's entry point (core_evals_<harness>), for runtimes that ignore it.")
+    args: list[str] = Field(description="Arguments to the entry point (run_eval ...).")
+    network_host: bool = Field(default=False, description="Host networking (an endpoint on localhost).")
+    mounts: list[MountRecord] = Field(default_factory=list, description="Bind mounts.")
+    secret_env: EnvVarName | None = Field(
+        default=None, description="NAME of the variable whose value the container reads from stdin.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Container labels (evals.run.*).")
+
+
+class TaskRecord(_Strict):
+    """One task of a run and its last known state."""
+
+    index: int = Field(ge=0, description="Position in the run; the job array index on Slurm.")
+    harness: str = Field(description="Harness name, e.g. lm-eval.")
+    task: str = Field(description="The resolved task (config.type).")
+    output_dir: str = Field(description="Absolute path of the task's output directory (results.yml, logs/).")
+    log: str = Field(description="Absolute path of the task's console log.")
+    container: ContainerRecord = Field(description="The container that runs the task.")
+    state: TaskState = Field(default="pending", description="Last known state.")
+    job_id: str | None = Field(default=None, description="Slurm job id of the latest attempt (JOB or JOB_INDEX).")
+    exit_code: int | None = Field(default=None, description="Exit code of the latest attempt, when known.")
+    reason: str | None = Field(default=None, description="Why the task is in its state (scheduler reason, error).")
+    attempts: int = Field(default=0, ge=0, description="How many times the task was started or submitted.")
+    started_at: datetime | None = Field(default=None, description="When the latest attempt started (local).")
+    finished_at: datetime | None = Field(default=None, description="When the latest attempt ended, if known.")
+
+
+class Submission(_Strict):
+    """One sbatch call."""
+
+    job_id: str = Field(description="The job id sbatch printed.")
+    argv: list[str] = Field(description="The sbatch command line (no secrets).")
+    tasks: list[int] = Field(description="Task indices this submission runs.")
+    submitted_at: datetime = Field(description="When.")
+
+
+class SlurmRecord(_Strict):
+    """What the Slurm executor needs to query, cancel and resubmit a run."""
+
+    config: SlurmConfig = Field(description="The Slurm settings the run was submitted with.")
+    run_dir: str = Field(description="<output_root>/<run id>: job logs (logs/) and exit codes (exit/), shared storage.")
+    script: str = Field(description="Absolute path of the rendered batch script (in the record directory).")
+    array: bool = Field(description="Whether the script is a job array (several tasks).")
+    submissions: list[Submission] = Field(default_factory=list, description="Every sbatch call, oldest first.")
+
+
+class RunRecord(_Strict):
+    """One `evals run`: its tasks, where their outputs go, and how to reach them again."""
+
+    id: str = Field(description="The run id.")
+    executor: ExecutorName = Field(description="local (containers on this machine) or slurm (batch jobs).")
+    created_at: datetime = Field(description="When the run was started.")
+    updated_at: datetime = Field(description="When this record was last written.")
+    host: str = Field(description="Machine the run was started from.")
+    pid: int | None = Field(default=None, description="The evals process running a local run.")
+    tasks: list[TaskRecord] = Field(min_length=1, description="The tasks, in index order.")
+    slurm: SlurmRecord | None = Field(default=None, description="Slurm details (executor slurm only).")
+
+    @property
+    def images(self) -> list[str]:
+        """Distinct images of the run's tasks, in task order."""
+        return list(dict.fromkeys(task.container.image for task in self.tasks))
+
+    @property
+    def done(self) -> bool:
+        """Every task has reached a final state."""
+        return all(task.state in FINAL_STATES for task in self.tasks)

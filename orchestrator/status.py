@@ -1,0 +1,90 @@
+"""Showing a run: per-task state, the log tail of failed tasks, the scores of finished ones."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from orchestrator.executors import Executor, log_tail
+from orchestrator.launch import read_results
+from orchestrator.report import results_table
+from orchestrator.schema.errors import EvalsError, HarnessError
+from orchestrator.schema.record import RunRecord, TaskRecord
+
+STATE_STYLE = {"succeeded": "green", "failed": "red", "timeout": "red", "cancelled": "yellow",
+               "interrupted": "yellow", "running": "cyan", "pending": "dim"}
+
+
+def status_table(record: RunRecord) -> Table:
+    """One row per task."""
+    images = ", ".join(record.images)
+    table = Table(title=f"run {record.id} ({record.executor}, {images})", title_justify="left")
+    for column in ("#", "task", "state", "job", "exit", "output dir"):
+        table.add_column(column)
+    for task in record.tasks:
+        style = STATE_STYLE.get(task.state, "")
+        state = f"[{style}]{task.state}[/]" if style else task.state
+        if task.reason and task.state == "pending":
+            state += f" ({escape(task.reason)})"
+        table.add_row(str(task.index), f"{task.harness}.{task.task}", state, task.job_id or "-",
+                      "" if task.exit_code is None else str(task.exit_code), task.output_dir)
+    return table
+
+
+def failure_text(task: TaskRecord, *, lines: int = 20) -> str:
+    """What went wrong with a task: its reason and the tail of its log."""
+    tail = log_tail(Path(task.log), lines)
+    text = f"task {task.index} ({task.harness}.{task.task}) {task.state}: {task.reason or 'no reason recorded'}\n"
+    if tail:
+        text += f"last {len(tail)} lines of {task.log}:\n" + "\n".join(f"  | {line}" for line in tail) + "\n"
+    return text
+
+
+def show_run(record: RunRecord, console: Console, errors: Console, *, table: bool = True, tails: bool = True) -> None:
+    """The status table, then each finished task's scores, then each failure with its log tail."""
+    if table:
+        console.print(status_table(record))
+    for task in record.tasks:
+        if task.state == "succeeded":
+            results = read_results(Path(task.output_dir) / "results.yml")
+            console.print(results_table(results, title=f"{task.harness} / {task.task}"))
+            console.print(f"results: {Path(task.output_dir) / 'results.yml'}")
+        elif tails and task.state in ("failed", "timeout", "cancelled", "interrupted"):
+            errors.print(escape(failure_text(task)), end="", highlight=False, soft_wrap=True)
+
+
+def outcome(record: RunRecord) -> None:
+    """Raise for the first task that did not succeed (a failed harness's exit code, else 1), naming its log."""
+    bad = [task for task in record.tasks if task.state != "succeeded"]
+    if not bad:
+        return
+    task = bad[0]
+    count = f"{len(bad)} of {len(record.tasks)} tasks did not succeed; " if len(record.tasks) > 1 else ""
+    raise HarnessError(f"run {record.id}: {count}task {task.index} ({task.harness}.{task.task}) {task.state}: "
+                       f"{task.reason or 'no reason recorded'}",
+                       exit_code=task.exit_code if task.state == "failed" and task.exit_code else 1,
+                       hint=f"see {task.log} and `evals status {record.id}`; resume with `evals resubmit {record.id}`")
+
+
+def wait(record: RunRecord, executor: Executor, *, interval: float = 2.0,
+         report: Callable[[str], None]) -> RunRecord:
+    """Poll until every task has ended, reporting each state change."""
+    seen = {task.index: task.state for task in record.tasks}
+    while True:
+        try:
+            record = executor.refresh(record)
+        except EvalsError as err:
+            report(f"status unavailable ({err}); retrying")
+        for task in record.tasks:
+            if seen[task.index] != task.state:
+                seen[task.index] = task.state
+                report(f"task {task.index} ({task.harness}.{task.task}): {task.state}"
+                       + (f" ({task.reason})" if task.reason else ""))
+        if record.done:
+            return record
+        time.sleep(interval)
