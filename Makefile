@@ -4,10 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help venv engine base images slurm test unit integration lint typecheck schema demo clean
+.PHONY: help venv engine base demo-images images slurm test unit integration lint typecheck schema demo clean
 
 help:
-	@echo "make demo      show the embedded example: tasks and a dry run of VLMEvalKit OCRBench"
+	@echo "make demo      a real benchmark run on the embedded default model (reference endpoint + lm-eval)"
 	@echo "make test      lint, type-check and run the test suite (what CI runs)"
 	@echo "make images    start a Docker engine if none answers, build the base and harness images"
 	@echo "make slurm     install and start a single-node Slurm cluster on this machine (root)"
@@ -36,8 +36,12 @@ engine:
 base: engine
 	bash scripts/base-image.sh
 
-images: venv engine
+# What `make demo` needs: the lm-eval image and the reference endpoint.
+demo-images: venv engine
 	bash scripts/build-image.sh lm-eval
+	bash scripts/build-image.sh reference-endpoint
+
+images: venv engine demo-images
 	bash images/vlmevalkit/stage-wheels.sh
 	bash scripts/build-image.sh vlmevalkit
 
@@ -57,12 +61,10 @@ test: lint images slurm
 schema: venv
 	$(PY) -m orchestrator.schema.export
 
-demo: venv
-	$(PY) -m orchestrator.runtime --framework images/vlmevalkit/framework.yml ls
-	$(PY) -m orchestrator.runtime --framework images/vlmevalkit/framework.yml run_eval \
-		--eval_type ocrbench --model_id my_model --model_type vlm \
-		--model_url http://localhost:8000/v1/chat/completions \
-		--output_dir ./results/ocrbench --dry_run
+# The embedded default end to end: SmolLM2-135M-Instruct behind the reference endpoint (compose),
+# HumanEval and IFBench offline through the lm-eval image (scripts/demo.sh; DEMO_LIMIT=N).
+demo: venv demo-images
+	bash scripts/demo.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -21,7 +21,6 @@ cd "$(dirname "$0")/.."
 DOCKERFILE=images/$HARNESS/Dockerfile
 FRAMEWORK=images/$HARNESS/framework.yml
 [ -f "$DOCKERFILE" ] || die "no $DOCKERFILE"
-[ -f "$FRAMEWORK" ] || die "no $FRAMEWORK"
 
 # A Python with PyYAML: the project's venv, else the system's.
 PY=
@@ -34,7 +33,11 @@ done
 [ -n "$PY" ] || die "need Python 3.11+ with PyYAML to read $FRAMEWORK: run 'make venv' (or pip install pyyaml)"
 
 VERSION=$("$PY" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
-TASKS_JSON=$("$PY" - "$FRAMEWORK" <<'EOF'
+# Images without a framework.yml (the reference endpoint) carry no task labels.
+TASKS_JSON='[]'
+FRAMEWORK_B64=
+if [ -f "$FRAMEWORK" ]; then
+    TASKS_JSON=$("$PY" - "$FRAMEWORK" <<'EOF'
 import json
 import sys
 
@@ -45,8 +48,9 @@ with open(sys.argv[1], encoding="utf-8") as fh:
 types = [entry["defaults"]["config"]["type"] for entry in doc.get("evaluations") or []]
 print(json.dumps(types, separators=(",", ":")))
 EOF
-)
-FRAMEWORK_B64=$(base64 -w0 "$FRAMEWORK")
+    )
+    FRAMEWORK_B64=$(base64 -w0 "$FRAMEWORK")
+fi
 REPO=${EVALS_REGISTRY:+${EVALS_REGISTRY%/}/}evals/$HARNESS
 BASE_IMAGE=${BASE_IMAGE:-python:3.11-slim}
 
