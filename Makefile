@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help venv engine base demo-images images slurm test unit integration lint typecheck schema demo clean
+.PHONY: help venv engine base demo-images images slurm test unit integration lint typecheck schema demo bench clean
 
 help:
 	@echo "make demo      a real benchmark run on the embedded default model (reference endpoint + lm-eval)"
@@ -57,6 +57,10 @@ integration: venv images slurm
 
 test: lint images slurm
 	$(VENV)/bin/pytest
+
+# The adapter proxy vs direct vs NeMo Evaluator's proxy (bench/README.md); writes bench/proxy/RESULTS.md.
+bench: venv
+	bash bench/proxy/run.sh
 
 schema: venv
 	$(PY) -m orchestrator.schema.export

@@ -1,0 +1,155 @@
+"""The cells of a run, the issue's goals judged from them, and RESULTS.md."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+
+OTHER_LOAD_WARNING = 0.2  # cores used by other processes during a cell that make its numbers suspect
+
+
+@dataclass
+class Cell:
+    """One measurement: endpoint x concurrency x target."""
+
+    endpoint: str
+    concurrency: int
+    target: str
+    requests: int = 0
+    ok: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    rps: float = 0.0
+    p50_ms: float = 0.0
+    p95_ms: float = 0.0
+    p99_ms: float = 0.0
+    proxy_cpu_us_per_request: float | None = None
+    other_cores: float = 0.0
+    busy: list[str] = field(default_factory=list)
+
+
+def find(cells: list[Cell], endpoint: str, concurrency: int, target: str) -> Cell | None:
+    """The cell with these coordinates, if it was measured."""
+    return next(
+        (c for c in cells if (c.endpoint, c.concurrency, c.target) == (endpoint, concurrency, target)),
+        None,
+    )
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One goal of the issue, judged from this run."""
+
+    text: str
+    measured: str
+    passed: bool | None
+
+
+def goals(cells: list[Cell]) -> list[Goal]:
+    """The issue's performance goals, computed from the cells of this run."""
+    result: list[Goal] = []
+    ours, nemo = find(cells, "instant", 64, "ours"), find(cells, "instant", 64, "nemo")
+    if ours and nemo and nemo.rps:
+        ratio = ours.rps / nemo.rps
+        result.append(
+            Goal(
+                "instant endpoint, c=64: ours >= 10x NeMo's throughput",
+                f"{ours.rps:.0f} vs {nemo.rps:.0f} req/s = {ratio:.1f}x",
+                ratio >= 10 and not ours.errors,
+            )
+        )
+    else:
+        result.append(Goal("instant endpoint, c=64: ours >= 10x NeMo's throughput", "not measured", None))
+    ours, direct = find(cells, "instant", 1, "ours"), find(cells, "instant", 1, "direct")
+    if ours and direct:
+        added = ours.p50_ms - direct.p50_ms
+        result.append(
+            Goal(
+                "instant endpoint, c=1: < 1 ms added median latency",
+                f"p50 {ours.p50_ms:.3f} vs {direct.p50_ms:.3f} ms direct = +{added:.3f} ms",
+                added < 1.0 and not ours.errors,
+            )
+        )
+    else:
+        result.append(Goal("instant endpoint, c=1: < 1 ms added median latency", "not measured", None))
+    for concurrency in (64, 256):
+        ours, direct = find(cells, "slow", concurrency, "ours"), find(cells, "slow", concurrency, "direct")
+        text = f"50 ms endpoint, c={concurrency}: ours >= 95% of direct throughput"
+        if ours and direct and direct.rps:
+            share = ours.rps / direct.rps
+            measured = f"{ours.rps:.0f} vs {direct.rps:.0f} req/s = {share:.1%}"
+            result.append(Goal(text, measured, share >= 0.95 and not ours.errors))
+        else:
+            result.append(Goal(text, "not measured", None))
+    return result
+
+
+def markdown(cells: list[Cell], info: dict[str, str], args: argparse.Namespace) -> str:
+    """RESULTS.md: the machine, the table, and the goals with pass/fail."""
+    lines = [
+        "# Proxy benchmark results",
+        "",
+        "Written by `bash bench/proxy/run.sh` (bench/README.md explains the method). All numbers come from",
+        "one run; compare ratios within it, not across runs or machines.",
+        "",
+        "| | |",
+        "|---|---|",
+        *(f"| {key} | {value} |" for key, value in info.items()),
+        f"| per cell | {args.warmup:g} s warm-up, then {args.duration:g} s measured; wrk, 1 thread, distinct bodies"
+        + (f"; best of {args.rounds} rounds by req/s |" if args.rounds > 1 else " |"),
+        "",
+        *_busy_warning(cells),
+        "## Goals (issue 6)",
+        "",
+        "| Goal | Measured | Result |",
+        "|---|---|---|",
+    ]
+    for goal in goals(cells):
+        verdict = "n/a" if goal.passed is None else ("**PASS**" if goal.passed else "**FAIL**")
+        lines.append(f"| {goal.text} | {goal.measured} | {verdict} |")
+    lines += [
+        "",
+        "## Cells",
+        "",
+        "Targets: `direct` (wrk to nginx), `ours` (our proxy, default chain), `floor` (bench/proxy/passthrough.py:",
+        "a bare aiohttp pass-through, no interceptors: what aiohttp alone costs), `nemo` (NeMo Evaluator 0.2.8's",
+        "proxy, default chain).",
+        "`vs direct`: throughput as a share of direct to the same endpoint at the same concurrency.",
+        "`proxy CPU`: user+system CPU time of the proxy process (all threads and children) during the",
+        "measured window, divided by the requests answered. `other load`: cores kept busy during the window",
+        "by processes that are not part of the benchmark (machine total from /proc/stat minus ours).",
+        "",
+        "| endpoint | concurrency | target | req/s | vs direct | p50 ms | p95 ms | p99 ms | errors "
+        "| proxy CPU µs/req | other load |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for cell in cells:
+        direct = find(cells, cell.endpoint, cell.concurrency, "direct")
+        share = f"{cell.rps / direct.rps:.1%}" if direct and direct.rps else "-"
+        errors = ", ".join(f"{k} {v}" for k, v in cell.errors.items()) or "0"
+        cpu = f"{cell.proxy_cpu_us_per_request:.0f}" if cell.proxy_cpu_us_per_request is not None else "-"
+        lines.append(
+            f"| {cell.endpoint} | {cell.concurrency} | {cell.target} | {cell.rps:.0f} | {share} | "
+            f"{cell.p50_ms:.2f} | {cell.p95_ms:.2f} | {cell.p99_ms:.2f} | {errors} | {cpu} | {cell.other_cores:.2f} |"
+        )
+    busy = sorted({name for cell in cells for name in cell.busy})
+    lines += [
+        "",
+        f"Builds or compilers seen running during the cells: {', '.join(busy) if busy else 'none'}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _busy_warning(cells: list[Cell]) -> list[str]:
+    busy = [cell for cell in cells if cell.busy or cell.other_cores >= OTHER_LOAD_WARNING]
+    if not busy:
+        return []
+    worst = max(cell.other_cores for cell in cells)
+    return [
+        f"**Warning: other processes (builds, tests of other sessions) kept up to {worst:.2f} cores busy during "
+        f"{len(busy)} of {len(cells)} cells (column `other load`); they share the machine's "
+        f"{os.cpu_count()} cores, so absolute numbers are low and noisy.**",
+        "",
+    ]
