@@ -11,6 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
+from orchestrator.runtime.proxy.http import new_event_loop
 from orchestrator.runtime.proxy.server import Proxy
 from orchestrator.schema.adapter import AdapterConfig
 from orchestrator.schema.errors import EvalsError
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     proxy = Proxy(args.upstream, config, output_dir=args.output_dir, timeout=args.timeout,
                   max_retries=args.max_retries)
-    asyncio.run(_serve(proxy, args.port))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(_serve(proxy, args.port))
     return 0
 
 

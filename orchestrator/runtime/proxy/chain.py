@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +93,4 @@ def build_chain(config: adapter.AdapterConfig, ctx: ChainContext) -> tuple[Handl
 
 
 def _link(interceptor: Interceptor, inner: Handler) -> Handler:
-    async def handle(request: ProxyRequest) -> ProxyResponse:
-        return await interceptor(request, inner)
-
-    return handle
+    return functools.partial(interceptor.__call__, call_next=inner)  # no coroutine frame of its own

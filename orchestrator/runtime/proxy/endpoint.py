@@ -12,9 +12,9 @@ import random
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
-import aiohttp
-
+from orchestrator.runtime.proxy.http import UpstreamError, UpstreamPool
 from orchestrator.runtime.proxy.types import ProxyRequest, ProxyResponse, error_response
 from orchestrator.schema.adapter import EndpointConfig
 
@@ -47,20 +47,13 @@ class Endpoint:
         self.config = config
         self.timeout = config.request_timeout or timeout
         self.max_retries = config.max_retries if config.max_retries is not None else max_retries
-        self._session: aiohttp.ClientSession | None = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        """The pooled session (created in the running loop on first use)."""
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self.config.max_connections, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
-        return self._session
+        self.pool = UpstreamPool(url, max_connections=config.max_connections)
+        parts = urlsplit(url)
+        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
     async def close(self) -> None:
         """Close the pool."""
-        if self._session is not None:
-            await self._session.close()
+        self.pool.close()
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -70,31 +63,30 @@ class Endpoint:
 
     async def __call__(self, request: ProxyRequest, _next: object = None) -> ProxyResponse:
         """Forward ``request`` until it succeeds, fails for good, or the retry budget is spent."""
-        headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARD_HEADERS}
+        headers = {k: v for k, v in request.headers.items() if k in _FORWARD_HEADERS}
+        headers.setdefault("content-type", "application/json")
         deadline = time.monotonic() + self.config.max_retry_seconds
         kinds: list[str] = []
         last = error_response(502, "no attempt made", kind="upstream_error")
         for attempt in range(self.max_retries + 1):
             retry_after: float | None = None
             try:
-                async with self.session.post(self.url, data=request.raw, headers=headers,
-                                             timeout=aiohttp.ClientTimeout(total=self.timeout)) as upstream:
-                    raw = await upstream.read()
-                    last = ProxyResponse(status=upstream.status, raw=raw,
-                                         content_type=upstream.headers.get("Content-Type", "application/json"))
-                    if upstream.status == 200 and (last.json() is not None or _is_stream(request)):
-                        last.attempts, last.error_kinds = attempt + 1, kinds
-                        return last
-                    kind = "malformed_body" if upstream.status == 200 else f"http_{upstream.status}"
-                    if upstream.status != 200 and upstream.status not in RETRY_STATUS:
-                        kinds.append(kind)
-                        last.attempts, last.error_kinds = attempt + 1, kinds
-                        return last
-                    retry_after = retry_after_seconds(upstream.headers.get("Retry-After"))
+                upstream = await self.pool.request("POST", self.target, headers, request.raw, timeout=self.timeout)
+                last = ProxyResponse(status=upstream.status, raw=upstream.body,
+                                     content_type=upstream.headers.get("content-type", "application/json"))
+                if upstream.status == 200 and (last.json() is not None or _is_stream(request)):
+                    last.attempts, last.error_kinds = attempt + 1, kinds
+                    return last
+                kind = "malformed_body" if upstream.status == 200 else f"http_{upstream.status}"
+                if upstream.status != 200 and upstream.status not in RETRY_STATUS:
+                    kinds.append(kind)
+                    last.attempts, last.error_kinds = attempt + 1, kinds
+                    return last
+                retry_after = retry_after_seconds(upstream.headers.get("retry-after"))
             except TimeoutError:
                 kind = "timeout"
                 last = error_response(504, f"endpoint did not answer within {self.timeout:g} s", kind=kind)
-            except aiohttp.ClientError as err:
+            except (UpstreamError, OSError) as err:
                 kind = "connection_error"
                 last = error_response(502, f"endpoint connection failed: {type(err).__name__}: {err}", kind=kind)
             kinds.append(kind)

@@ -1,4 +1,4 @@
-"""The proxy's HTTP side (aiohttp): run in a background thread by run_eval, or standalone."""
+"""The proxy's front: an HTTP server on 127.0.0.1 run in a background thread by run_eval, or standalone."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import aiohttp
-from aiohttp import web
-
+from orchestrator.runtime.proxy import jsoncodec
 from orchestrator.runtime.proxy.chain import ChainContext, build_chain
 from orchestrator.runtime.proxy.endpoint import Endpoint
+from orchestrator.runtime.proxy.http import HttpRequest, HttpResponse, HttpServer, UpstreamError, new_event_loop
 from orchestrator.runtime.proxy.stats import Stats
 from orchestrator.runtime.proxy.types import Handler, ProxyRequest
 from orchestrator.schema.adapter import AdapterConfig
 from orchestrator.schema.results import Usage
 
-_HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "accept-encoding"}
+_HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "accept-encoding",
+               "expect", "te", "trailer", "upgrade", "proxy-connection", "proxy-authorization"}
 
 
 class Proxy:
@@ -30,7 +30,6 @@ class Proxy:
                  max_retries: int = 5) -> None:
         parts = urlsplit(upstream_url)
         self.upstream_url = upstream_url
-        self.upstream_origin = f"{parts.scheme}://{parts.netloc}"
         self.path = parts.path or "/"
         (output_dir / "logs").mkdir(parents=True, exist_ok=True)
         self.stats = Stats(output_dir / "logs" / "proxy_requests.jsonl")
@@ -39,8 +38,12 @@ class Proxy:
         self._ids = itertools.count(1)
         self._handler: Handler | None = None
         self._endpoint: Endpoint | None = None
-        self._runner: web.AppRunner | None = None
-        self.port = 0
+        self._server = HttpServer(self._handle)
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (0 before start)."""
+        return self._server.port
 
     @property
     def origin(self) -> str:
@@ -50,18 +53,11 @@ class Proxy:
     async def start(self, port: int = 0) -> None:
         """Build the chain and listen on 127.0.0.1:``port`` (0: a free port)."""
         self._handler, self._endpoint = build_chain(self._config, self._ctx)
-        app = web.Application(client_max_size=256 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port, backlog=1024)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
+        await self._server.start(port)
 
     async def stop(self) -> None:
-        """Stop listening; close the pool, the caches and the records."""
-        if self._runner is not None:
-            await self._runner.cleanup()
+        """Stop listening (requests in flight finish); close the pool, the caches and the records."""
+        await self._server.stop()
         if self._endpoint is not None:
             await self._endpoint.close()
         for cache in self._ctx.caches:
@@ -72,35 +68,33 @@ class Proxy:
         """What the run asked of the endpoint so far."""
         return self.stats.usage()
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+    async def _handle(self, request: HttpRequest) -> HttpResponse:
+        headers = {k: v for k, v in request.headers.items() if k not in _HOP_BY_HOP}
         if request.method != "POST" or request.path != self.path:
-            return await self._pass_through(request, raw, headers)
+            return await self._pass_through(request, headers)
+        raw = request.body
         try:
-            body = json.loads(raw) if raw else None
+            body = jsoncodec.loads(raw) if raw else None
         except ValueError:
             body = None
         proxied = ProxyRequest(request.path, raw, body if isinstance(body, dict) else None, headers,
                                time.monotonic(), next(self._ids))
         assert self._handler is not None
         response = await self._handler(proxied)
-        return web.Response(status=response.status, body=response.raw,
-                            headers={"Content-Type": response.content_type})
+        return HttpResponse(response.status, {"content-type": response.content_type}, response.raw)
 
-    async def _pass_through(self, request: web.Request, raw: bytes, headers: dict[str, str]) -> web.Response:
+    async def _pass_through(self, request: HttpRequest, headers: dict[str, str]) -> HttpResponse:
         """Other paths (tokenizer routes, /v1/models, ...) go to the endpoint's server as they are."""
         assert self._endpoint is not None
-        url = self.upstream_origin + request.path_qs
         try:
-            timeout = aiohttp.ClientTimeout(total=self._endpoint.timeout)
-            async with self._endpoint.session.request(request.method, url, data=raw or None, headers=headers,
-                                                      timeout=timeout) as up:
-                return web.Response(status=up.status, body=await up.read(),
-                                    headers={"Content-Type": up.headers.get("Content-Type", "application/json")})
-        except (aiohttp.ClientError, TimeoutError) as err:
-            message = json.dumps({"error": {"message": f"proxy could not reach {url}: {err}", "code": 502}})
-            return web.Response(status=502, body=message.encode(), content_type="application/json")
+            upstream = await self._endpoint.pool.request(request.method, request.target, headers, request.body,
+                                                         timeout=self._endpoint.timeout)
+        except (TimeoutError, UpstreamError, OSError) as err:
+            where = f"{self._endpoint.pool.host_header}{request.target}"
+            message = json.dumps({"error": {"message": f"proxy could not reach {where}: {err}", "code": 502}})
+            return HttpResponse(502, {"content-type": "application/json"}, message.encode())
+        return HttpResponse(upstream.status,
+                            {"content-type": upstream.headers.get("content-type", "application/json")}, upstream.body)
 
 
 class ProxyThread:
@@ -108,7 +102,7 @@ class ProxyThread:
 
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="adapter-proxy", daemon=True)
 
     def __enter__(self) -> Proxy:

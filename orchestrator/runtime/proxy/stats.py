@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import IO
 
+from orchestrator.runtime.proxy import jsoncodec
 from orchestrator.runtime.proxy.types import Handler, ProxyRequest, ProxyResponse
 from orchestrator.schema.results import LatencyStats, Usage
 
@@ -20,14 +21,18 @@ def percentile(ordered: list[float], fraction: float) -> float:
 
 
 class Stats:
-    """Everything the run asked of the endpoint; safe to read from another thread."""
+    """Everything the run asked of the endpoint; safe to read from another thread.
+
+    The per-request records of one turn of the event loop are written together, at its end.
+    """
 
     def __init__(self, records: Path | None) -> None:
         self._lock = threading.Lock()
         self._latencies: list[float] = []
         self._errors: Counter[str] = Counter()
         self._counts: Counter[str] = Counter()
-        self._file: IO[str] | None = records.open("a", encoding="utf-8", buffering=1) if records else None
+        self._file: IO[bytes] | None = records.open("ab", buffering=0) if records else None
+        self._lines: list[bytes] = []
 
     def record(self, request: ProxyRequest, response: ProxyResponse, unfinished_reasoning: bool = False) -> None:
         """Account for one answered request."""
@@ -43,11 +48,20 @@ class Stats:
             self._errors.update(response.error_kinds)
             self._latencies.append(latency_ms)
             if self._file is not None:
-                self._file.write(json.dumps({
+                self._lines.append(jsoncodec.dumps({
                     "id": request.request_id, "path": request.path, "status": response.status,
                     "latency_ms": round(latency_ms, 3), "prompt_tokens": prompt, "completion_tokens": completion,
                     "cache_hit": response.cache_hit, "attempts": response.attempts, "errors": response.error_kinds,
-                }) + "\n")
+                }) + b"\n")
+                if len(self._lines) == 1:
+                    asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write the records not written yet."""
+        with self._lock:
+            if self._file is not None and self._lines:
+                self._file.write(b"".join(self._lines))
+            self._lines = []
 
     def usage(self) -> Usage:
         """The totals so far."""
@@ -69,6 +83,7 @@ class Stats:
 
     def close(self) -> None:
         """Flush and close the per-request records."""
+        self.flush()
         with self._lock:
             if self._file is not None:
                 self._file.close()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from orchestrator.runtime.proxy import jsoncodec
 
 
 @dataclass
@@ -22,7 +23,7 @@ class ProxyRequest:
     def replace_body(self, body: dict[str, Any]) -> None:
         """Swap in a modified body (and its bytes)."""
         self.body = body
-        self.raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        self.raw = jsoncodec.dumps(body)
 
 
 @dataclass
@@ -43,7 +44,7 @@ class ProxyResponse:
         if not self._parsed:
             self._parsed = True
             try:
-                value = json.loads(self.raw)
+                value = jsoncodec.loads(self.raw)
             except ValueError:
                 value = None
             self._json = value if isinstance(value, dict) else None
@@ -52,7 +53,7 @@ class ProxyResponse:
     def replace_json(self, body: dict[str, Any]) -> None:
         """Swap in a modified JSON body."""
         self._json, self._parsed = body, True
-        self.raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        self.raw = jsoncodec.dumps(body)
 
 
 Handler = Callable[[ProxyRequest], Awaitable[ProxyResponse]]
@@ -69,4 +70,4 @@ class Interceptor(Protocol):
 def error_response(status: int, message: str, *, kind: str) -> ProxyResponse:
     """An OpenAI-style error body."""
     body = {"error": {"message": message, "type": kind, "code": status}}
-    return ProxyResponse(status=status, raw=json.dumps(body).encode(), error_kinds=[kind])
+    return ProxyResponse(status=status, raw=jsoncodec.dumps(body), error_kinds=[kind])

@@ -1,0 +1,418 @@
+"""The proxy's HTTP/1.1 plumbing: asyncio protocols with httptools' parser (llhttp, the parser of Node.js).
+
+A keep-alive server for the harness and a pooled keep-alive client for the endpoint. Both are small
+on purpose: the proxy relays one request and one answer per exchange, with Content-Length or chunked
+bodies, and nothing else of HTTP's breadth (no upgrades, no streaming relay: answers are buffered).
+aiohttp, which the proxy used before, spent more CPU per relayed request (server and client side)
+than the whole interceptor chain; see bench/README.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import sys
+import zlib
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import httptools
+
+
+@dataclass(slots=True)
+class HttpRequest:
+    """A request as the harness sent it; header names in lower case."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def path(self) -> str:
+        """The target without its query."""
+        return self.target.split("?", 1)[0]
+
+
+@dataclass(slots=True)
+class HttpResponse:
+    """An answer; header names in lower case (framing headers are the writer's business)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
+
+_FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+
+
+def _serialize(response: HttpResponse, *, keep_alive: bool, head_only: bool = False) -> bytes:
+    lines = [f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Unknown')}"]
+    lines.extend(f"{name}: {value}" for name, value in response.headers.items() if name not in _FRAMING)
+    lines.append(f"content-length: {len(response.body)}")
+    if not keep_alive:
+        lines.append("connection: close")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head if head_only else head + response.body
+
+
+def _add_header(headers: dict[str, str], name: bytes, value: bytes) -> None:
+    key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+    headers[key] = f"{headers[key]}, {text}" if key in headers else text
+
+
+class _ServerConnection(asyncio.Protocol):
+    """One harness connection: parses requests, answers them in order (pipelining included)."""
+
+    def __init__(self, server: HttpServer) -> None:
+        self._server = server
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self._queue: deque[tuple[HttpRequest, bool]] = deque()
+        self._worker: asyncio.Task[None] | None = None
+        self._paused = False
+        self.closed = False
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+        self._server.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._reject(400, "the proxy does not support protocol upgrades")
+        except httptools.HttpParserError as err:
+            self._reject(400, f"malformed HTTP request: {err}")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._server.connections.discard(self)
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self._url, self._headers, self._body = b"", {}, []
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        _add_header(self._headers, name, value)
+
+    def on_headers_complete(self) -> None:
+        if self._headers.get("expect", "").lower() == "100-continue" and self._transport is not None:
+            self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        method = self._parser.get_method().decode("latin-1")
+        request = HttpRequest(method, self._url.decode("latin-1"), self._headers, b"".join(self._body))
+        self._queue.append((request, self._parser.should_keep_alive()))
+        if len(self._queue) > 16 and not self._paused and self._transport is not None:
+            self._paused = True
+            self._transport.pause_reading()
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._serve())
+            self._server.workers.add(self._worker)
+
+    # answering
+    async def _serve(self) -> None:
+        try:
+            while self._queue:
+                request, keep_alive = self._queue.popleft()
+                try:
+                    response = await self._server.handler(request)
+                except Exception as err:  # a bug in the chain must not hang the harness
+                    print(f"adapter proxy: internal error on {request.method} {request.target}: "
+                          f"{type(err).__name__}: {err}", file=sys.stderr)
+                    response = HttpResponse(500, {"content-type": "application/json"},
+                                            b'{"error":{"message":"adapter proxy internal error","code":500}}')
+                transport = self._transport
+                if self.closed or transport is None or transport.is_closing():
+                    continue  # the harness went away; the answer is still cached and counted
+                keep_alive = keep_alive and not self._server.closing
+                transport.write(_serialize(response, keep_alive=keep_alive, head_only=request.method == "HEAD"))
+                if not keep_alive:
+                    self._queue.clear()
+                    transport.close()
+                elif self._paused and len(self._queue) <= 4:
+                    self._paused = False
+                    transport.resume_reading()
+        finally:
+            if self._worker is not None:
+                self._server.workers.discard(self._worker)
+            self._worker = None
+
+    def _reject(self, status: int, message: str) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        body = (f'{{"error":{{"message":"{message}","code":{status}}}}}').encode()
+        self._transport.write(_serialize(HttpResponse(status, {"content-type": "application/json"}, body),
+                                         keep_alive=False))
+        self._transport.close()
+
+    def close_if_idle(self) -> None:
+        """Close the connection unless a request is being answered."""
+        if self._worker is None and self._transport is not None:
+            self._transport.close()
+
+
+class HttpServer:
+    """Listens on 127.0.0.1 and hands every request to ``handler``."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections: set[_ServerConnection] = set()
+        self.workers: set[asyncio.Task[None]] = set()
+        self.closing = False
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self, port: int = 0) -> None:
+        """Listen on 127.0.0.1:``port`` (0: a free port)."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _ServerConnection(self), "127.0.0.1", port, backlog=1024)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, let requests in flight finish (up to ``grace`` s), close every connection."""
+        self.closing = True
+        if self._server is not None:
+            self._server.close()
+        for connection in list(self.connections):
+            connection.close_if_idle()
+        if self.workers:
+            await asyncio.wait(list(self.workers), timeout=grace)
+        for task in list(self.workers):
+            task.cancel()
+        for connection in list(self.connections):
+            if connection._transport is not None:
+                connection._transport.abort()
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), timeout=grace)
+
+
+class UpstreamError(Exception):
+    """The endpoint's connection failed or its answer was not HTTP."""
+
+    def __init__(self, message: str, *, answered: bool = False) -> None:
+        super().__init__(message)
+        self.answered = answered
+
+
+class _ClientConnection(asyncio.Protocol):
+    """One pooled connection to the endpoint; one exchange at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.waiter: asyncio.Future[None] | None = None
+        self.status = 0
+        self.headers: dict[str, str] = {}
+        self.body: list[bytes] = []
+        self.received = False
+        self.headers_done = False
+        self.head_only = False
+        self.keep_alive = True
+        self.lost = False
+
+    def send(self, data: bytes, *, head_only: bool) -> asyncio.Future[None]:
+        """Write one request; the future resolves when its whole answer has arrived."""
+        assert self.transport is not None
+        self.status, self.headers, self.body = 0, {}, []
+        self.received = self.headers_done = False
+        self.head_only = head_only
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(data)
+        return self.waiter
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            if error is None:
+                self.waiter.set_result(None)
+            else:
+                self.waiter.set_exception(error)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.received = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as err:
+            self.keep_alive = False
+            self._finish(UpstreamError(f"the endpoint's answer is not valid HTTP: {err}", answered=True))
+            if self.transport is not None:
+                self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        if self.waiter is None or self.waiter.done():
+            return
+        framed = "content-length" in self.headers or "chunked" in self.headers.get("transfer-encoding", "")
+        if self.headers_done and not framed:  # an answer delimited by closing the connection
+            self.keep_alive = False
+            self._finish()
+            return
+        reason = f": {exc}" if exc else ""
+        what = "in the middle of its answer" if self.received else "before answering"
+        self._finish(UpstreamError(f"the endpoint closed the connection {what}{reason}", answered=self.received))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        _add_header(self.headers, name, value)
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        self.headers_done = True
+        if self.head_only:  # the parser cannot know a HEAD answer has no body: finish here, do not reuse
+            self.keep_alive = False
+            self._finish()
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.keep_alive = self.parser.should_keep_alive()
+        self._finish()
+
+    def response(self) -> HttpResponse:
+        """The answer just received (decompressed if the endpoint compressed it)."""
+        body = b"".join(self.body)
+        encoding = self.headers.get("content-encoding", "").lower()
+        if encoding in ("gzip", "x-gzip", "deflate") and body:
+            try:
+                body = zlib.decompress(body, 47)  # 32 + 15: gzip or zlib header, detected
+            except zlib.error as err:
+                raise UpstreamError(f"the endpoint's {encoding} body does not decompress: {err}",
+                                    answered=True) from err
+            self.headers.pop("content-encoding", None)
+        return HttpResponse(self.status, self.headers, body)
+
+
+def _expire(waiter: asyncio.Future[None], timeout: float) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError(f"no answer within {timeout:g} s"))
+
+
+class UpstreamPool:
+    """Keep-alive connections to one origin (``http[s]://host[:port]``), at most ``max_connections``."""
+
+    def __init__(self, url: str, *, max_connections: int) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        default_port = self.port == (443 if parts.scheme == "https" else 80)
+        self.host_header = (f"[{self.host}]" if ":" in self.host else self.host) + (
+            "" if default_port else f":{self.port}")
+        self._ssl: ssl.SSLContext | None = ssl.create_default_context() if parts.scheme == "https" else None
+        self._max = max_connections
+        self._slots: asyncio.Semaphore | None = None
+        self._idle: list[_ClientConnection] = []
+        self._open: set[_ClientConnection] = set()
+
+    async def request(self, method: str, target: str, headers: dict[str, str], body: bytes, *,
+                      timeout: float) -> HttpResponse:
+        """One exchange within ``timeout`` seconds (connecting included).
+
+        Raises TimeoutError, or UpstreamError / OSError when the connection fails. A reused connection
+        that the endpoint had closed before it received the request is replaced once, silently.
+        """
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._max)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        data = self._encode(method, target, headers, body)
+        async with self._slots:
+            while True:
+                connection = self._take_idle()
+                reused = connection is not None
+                if connection is None:
+                    connection = await self._connect(max(0.0, deadline - loop.time()))
+                waiter = connection.send(data, head_only=method == "HEAD")
+                timer = loop.call_at(deadline, _expire, waiter, timeout)
+                try:
+                    await waiter
+                    response = connection.response()
+                except UpstreamError as err:
+                    self._discard(connection)
+                    if reused and not err.answered and loop.time() < deadline:
+                        continue  # a stale keep-alive connection, not the endpoint's doing
+                    raise
+                except BaseException:
+                    self._discard(connection)
+                    raise
+                finally:
+                    timer.cancel()
+                if connection.keep_alive and not connection.lost:
+                    self._idle.append(connection)
+                else:
+                    self._discard(connection)
+                return response
+
+    def _encode(self, method: str, target: str, headers: dict[str, str], body: bytes) -> bytes:
+        lines = [f"{method} {target} HTTP/1.1", f"host: {self.host_header}"]
+        lines.extend(f"{name}: {value}" for name, value in headers.items()
+                     if name not in _FRAMING and name != "host")
+        if body or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            lines.append(f"content-length: {len(body)}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+    def _take_idle(self) -> _ClientConnection | None:
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.lost and connection.transport is not None and not connection.transport.is_closing():
+                return connection
+            self._open.discard(connection)
+        return None
+
+    async def _connect(self, timeout: float) -> _ClientConnection:
+        loop = asyncio.get_running_loop()
+        _, connection = await asyncio.wait_for(
+            loop.create_connection(_ClientConnection, self.host, self.port, ssl=self._ssl,
+                                   server_hostname=self.host if self._ssl else None),
+            timeout)
+        sock: Any = connection.transport.get_extra_info("socket") if connection.transport else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._open.add(connection)
+        return connection
+
+    def _discard(self, connection: _ClientConnection) -> None:
+        self._open.discard(connection)
+        if connection.transport is not None:
+            connection.transport.close()
+
+    def close(self) -> None:
+        """Close every connection."""
+        for connection in list(self._open):
+            self._discard(connection)
+        self._idle.clear()
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop when installed (about twice as fast for this work), else asyncio's."""
+    try:
+        import uvloop  # noqa: PLC0415  (optional)
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
