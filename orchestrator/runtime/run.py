@@ -168,7 +168,7 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
                                  source=str(framework.path))
         code = run_streaming(command, log_path=output_dir / "logs" / "harness.log", env=os.environ,
                              secrets=[key] if key else [])
-        usage = proxy.usage() if proxy else None
+    usage = proxy.usage() if proxy else None  # after the proxy stopped: with its other processes' totals
     provenance = Provenance(
         runtime_version=__version__, harness=evaluation.framework_name,
         harness_version=os.environ.get("EVALS_HARNESS_VERSION"), framework_sha256=framework.sha256,

@@ -131,6 +131,10 @@ class AdapterConfig(_Strict):
     """The proxy between the harness and the endpoint."""
 
     enabled: bool = Field(default=True, description="Run the harness through the adapter proxy.")
+    processes: int | None = Field(
+        default=None, ge=1, le=64,
+        description="Proxy processes sharing its port, each using up to one CPU core (default: 2, or 1 on a "
+                    "single-CPU machine). One process relays several thousand requests/s.")
     interceptors: list[Interceptor] = Field(default_factory=default_interceptors,
                                             description="Interceptors, outermost first; endpoint comes last.")
 

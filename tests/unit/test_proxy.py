@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from orchestrator.runtime.proxy.endpoint import retry_after_seconds
-from orchestrator.runtime.proxy.server import Proxy, ProxyThread
+from orchestrator.runtime.proxy.server import Proxy, ProxyThread, default_processes
 from orchestrator.schema.adapter import AdapterConfig
 from orchestrator.schema.results import Usage
 
@@ -59,14 +59,17 @@ def run(script: Script, config: dict[str, Any], tmp_path: Path,
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = runner.addresses[0][1]
-        proxy = Proxy(f"http://127.0.0.1:{port}/v1/chat/completions", AdapterConfig.model_validate(config),
+        # One process unless the test asks for more (starting the others takes a Python start-up each).
+        proxy = Proxy(f"http://127.0.0.1:{port}/v1/chat/completions",
+                      AdapterConfig.model_validate({"processes": 1, **config}),
                       output_dir=tmp_path, timeout=0.5, max_retries=3)
         await proxy.start()
         try:
-            return await client(f"{proxy.origin}/v1/chat/completions"), proxy.usage()
+            replies = await client(f"{proxy.origin}/v1/chat/completions")
         finally:
             await proxy.stop()
             await runner.cleanup()
+        return replies, proxy.usage()  # after stop: with the other processes' totals
 
     replies, usage = asyncio.run(main())
     return replies, usage, upstream
@@ -263,7 +266,8 @@ def test_proxy_thread_runs_for_a_block(tmp_path: Path) -> None:
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(request, timeout=10)
         assert info.value.code == 502
-        assert proxy.usage().errors == {"connection_error": 1}
+    assert proxy.processes == default_processes()
+    assert proxy.usage().errors == {"connection_error": 1}  # after the block: all processes' totals
 
 
 @pytest.mark.parametrize(("value", "seconds"), [("3", 3.0), ("0.5", 0.5), (None, None), ("soon", None),
@@ -277,3 +281,27 @@ def test_endpoint_must_be_last() -> None:
         AdapterConfig.model_validate({"interceptors": [{"name": "endpoint"}, {"name": "caching"}]})
     assert [i.name for i in AdapterConfig.model_validate({"interceptors": [{"name": "caching"}]}).interceptors] == [
         "caching", "endpoint"]
+
+
+def test_two_processes_share_the_port_the_cache_and_the_records(tmp_path: Path) -> None:
+    bodies = [{**BODY, "i": i} for i in range(24)]
+
+    async def one_connection_each(url: str) -> list[tuple[int, Any]]:
+        async def one(body: dict[str, Any]) -> tuple[int, Any]:
+            async with aiohttp.ClientSession() as session, session.post(url, json=body) as response:  # new connection
+                return response.status, await response.json()
+        first = await asyncio.gather(*(one(body) for body in bodies))
+        await asyncio.sleep(0.05)  # answers are committed just after they are sent, at the end of the loop's turn
+        again = await asyncio.gather(*(one(body) for body in bodies))  # answered before, by either process
+        return [*first, *again]
+
+    replies, usage, upstream = run(answer, {"processes": 2}, tmp_path, one_connection_each)
+    assert [status for status, _ in replies] == [200] * 48
+    assert sorted(upstream.attempts.values()) == [1] * 24  # the second round came from the cache
+    assert usage.requests == 48 and usage.cache_hits == 24 and usage.prompt_tokens == 48 * 3
+    records = [json.loads(line) for line in (tmp_path / "logs" / "proxy_requests.jsonl").read_text().splitlines()]
+    ids = [r["id"] for r in records]
+    assert len(records) == 48 and len(set(ids)) == 48
+    assert {i % 2 for i in ids} == {0, 1}  # both processes answered (ids: 1, 3, ... and 2, 4, ...)
+    assert {p.name for p in (tmp_path / "cache").iterdir() if p.suffix == ".sqlite"} == {
+        "responses.sqlite", "responses.1.sqlite"}

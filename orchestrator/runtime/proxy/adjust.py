@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
+import fcntl
 import threading
 from pathlib import Path
 from typing import Any
 
+from orchestrator.runtime.proxy import jsoncodec
 from orchestrator.runtime.proxy.types import Handler, ProxyRequest, ProxyResponse
 from orchestrator.schema.adapter import LoggingConfig, PayloadModifierConfig, ReasoningConfig, SystemMessageConfig
 
@@ -99,23 +100,37 @@ class Reasoning:
 
 
 class BodyLog:
-    """A bounded JSONL log of request or response bodies."""
+    """A JSONL log of request or response bodies holding at most ``max_records`` records.
+
+    The proxy's processes share the file: each append happens under an exclusive lock, after counting
+    the records the others appended since this process last looked.
+    """
 
     def __init__(self, path: Path, config: LoggingConfig) -> None:
         self.path, self.config = path, config
-        self._written = 0
         self._lock = threading.Lock()
+        self.full = config.max_records == 0
+        self._counted_bytes = 0
+        self._records = 0
 
     def write(self, request_id: int, raw: bytes, **fields: Any) -> None:
-        """Append one record while under the bound."""
+        """Append one record unless the file is full."""
         with self._lock:
-            if self._written >= self.config.max_records:
+            if self.full:
                 return
-            self._written += 1
             text = raw[: self.config.max_bytes].decode(errors="replace")
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"id": request_id, **fields, "body": text,
-                                         "truncated": len(raw) > self.config.max_bytes}) + "\n")
+            line = jsoncodec.dumps({"id": request_id, **fields, "body": text,
+                                    "truncated": len(raw) > self.config.max_bytes}) + b"\n"
+            with self.path.open("ab+", buffering=0) as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+                handle.seek(self._counted_bytes)
+                self._records += handle.read().count(b"\n")
+                if self._records >= self.config.max_records:
+                    self.full = True
+                    return
+                handle.write(line)
+                self._records += 1
+                self._counted_bytes = handle.tell()
 
 
 class RequestLogging:
@@ -126,7 +141,8 @@ class RequestLogging:
 
     async def __call__(self, request: ProxyRequest, call_next: Handler) -> ProxyResponse:
         """Log, then forward."""
-        self.log.write(request.request_id, request.raw, path=request.path)
+        if not self.log.full:
+            self.log.write(request.request_id, request.raw, path=request.path)
         return await call_next(request)
 
 
@@ -139,5 +155,6 @@ class ResponseLogging:
     async def __call__(self, request: ProxyRequest, call_next: Handler) -> ProxyResponse:
         """Forward, then log."""
         response = await call_next(request)
-        self.log.write(request.request_id, response.raw, status=response.status, cache_hit=response.cache_hit)
+        if not self.log.full:
+            self.log.write(request.request_id, response.raw, status=response.status, cache_hit=response.cache_hit)
         return response

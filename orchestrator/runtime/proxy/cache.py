@@ -1,7 +1,9 @@
 """The caching interceptor: answers keyed on the canonical request, kept in SQLite on disk.
 
-Every answer is committed before it is handed to the harness (answers arriving together share one
-commit), so a run restarted after a crash re-asks nothing already answered. Streaming requests and failed answers are not cached.
+Every answer is committed at the end of the event loop's turn in which it arrived (answers arriving
+together share one commit), so a run restarted after a crash re-asks nothing answered before the
+last few milliseconds. Streaming requests and
+failed answers are not cached.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import asyncio
 import hashlib
 import sqlite3
 import sys
-import threading
+import time
 from pathlib import Path
 
 from orchestrator.runtime.proxy import jsoncodec
@@ -24,82 +26,123 @@ def request_key(request: ProxyRequest) -> bytes | None:
     return hashlib.sha256(request.path.encode() + b"\n" + jsoncodec.dumps(request.body, sort_keys=True)).digest()
 
 
-class ResponseCache:
-    """Answers in a SQLite file; safe to share between runs and processes.
+_SCHEMA = ("CREATE TABLE IF NOT EXISTS responses (id INTEGER PRIMARY KEY, key BLOB NOT NULL, "
+           "status INTEGER NOT NULL, content_type TEXT NOT NULL, body BLOB NOT NULL)")
 
-    The table is append-only (rows in key order would dirty a random page per answer; appended rows
-    share pages), and which row holds which key is kept in memory, loaded at start, so a miss costs
-    no query. Writes are group-committed: the answers that arrive in one turn of the event loop share
-    one transaction, and each waits for that commit before it is handed on, so what the harness has
-    seen is on disk. An answer another process adds while this one runs is seen by the next run.
+
+class _File:
+    """One ``responses*.sqlite`` of the cache directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute(_SCHEMA)
+        self.seen = 0  # the last row id read
+
+
+class ResponseCache:
+    """Answers in SQLite files in one directory; safe to share between runs and processes.
+
+    Each of the proxy's processes appends to its own file (``responses.sqlite`` for the first,
+    ``responses.N.sqlite`` for the others), so they never wait for each other's write lock; every
+    process reads all of them. The tables are append-only (rows in key order would dirty a random
+    page per answer; appended rows share pages), and which row of which file holds which key is kept
+    in memory: loaded at start, and brought up to date (one query per file, for the rows added since)
+    at most once per turn of the event loop when a key is not known. Writes are group-committed: the
+    answers of one turn of the event loop share one transaction, at the end of the turn. An answer
+    reaches the harness in the turn it is committed at the end of, so a crash can lose at most the
+    answers of one turn (a few milliseconds), which a restarted run then asks again.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, process: int = 0, processes: int = 1) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(directory / "responses.sqlite", check_same_thread=False, isolation_level=None,
-                                   timeout=30)
-        self._lock = threading.Lock()
+        self.directory = directory
+        self._files: dict[Path, _File] = {}
+        for index in range(processes):  # the proxy's own files from the start; others' when they appear
+            self._open(index)
+        self._own = self._open(process)
+        self._rows: dict[bytes, tuple[_File, int]] = {}
         self._pending: list[tuple[bytes, int, str, bytes]] = []
-        self._committed: asyncio.Future[None] | None = None
-        with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS responses (id INTEGER PRIMARY KEY, key BLOB NOT NULL, "
-                             "status INTEGER NOT NULL, content_type TEXT NOT NULL, body BLOB NOT NULL)")
-            self._rows: dict[bytes, int] = dict(self._db.execute("SELECT key, id FROM responses ORDER BY id"))
+        self._scanned_this_turn = False
+        self._listed_at = 0.0
+        self._scan()
+
+    def _open(self, process: int) -> _File:
+        path = self.directory / ("responses.sqlite" if process == 0 else f"responses.{process}.sqlite")
+        if path not in self._files:
+            self._files[path] = _File(path)
+        return self._files[path]
 
     def __len__(self) -> int:
         return len(self._rows)
 
+    def _scan(self) -> None:
+        """Learn the rows added since the last scan, by this process or any other (new files at most once a second)."""
+        now = time.monotonic()
+        if now - self._listed_at >= 1.0:
+            self._listed_at = now
+            for path in sorted(self.directory.glob("responses*.sqlite")):
+                if path not in self._files:
+                    self._files[path] = _File(path)
+        for file in self._files.values():
+            for key, row_id in file.db.execute("SELECT key, id FROM responses WHERE id > ? ORDER BY id", (file.seen,)):
+                self._rows[key] = (file, row_id)
+                file.seen = row_id
+
     def get(self, key: bytes) -> ProxyResponse | None:
         """The cached answer, if any."""
-        row_id = self._rows.get(key)
-        if row_id is None:
+        where = self._rows.get(key)
+        if where is None and not self._scanned_this_turn:
+            # The proxy's other processes, or other runs sharing the cache, may have answered it meanwhile.
+            self._scanned_this_turn = True
+            asyncio.get_running_loop().call_soon(self._new_turn)
+            self._scan()
+            where = self._rows.get(key)
+        if where is None:
             return None
-        with self._lock:
-            row = self._db.execute("SELECT status, content_type, body FROM responses WHERE id = ?",
-                                   (row_id,)).fetchone()
+        file, row_id = where
+        row = file.db.execute("SELECT status, content_type, body FROM responses WHERE id = ?", (row_id,)).fetchone()
         if row is None:
             return None
         return ProxyResponse(status=int(row[0]), raw=bytes(row[2]), content_type=str(row[1]), cache_hit=True)
 
-    async def put(self, key: bytes, response: ProxyResponse) -> None:
-        """Store an answer; returns once it is committed (with the others of this turn of the loop)."""
+    def _new_turn(self) -> None:
+        self._scanned_this_turn = False
+
+    def put(self, key: bytes, response: ProxyResponse) -> None:
+        """Store an answer: committed at the end of this turn of the event loop, with the others of the turn."""
         self._pending.append((key, response.status, response.content_type, response.raw))
-        if self._committed is None:
-            loop = asyncio.get_running_loop()
-            self._committed = loop.create_future()
-            loop.call_soon(self._commit)
-        await asyncio.shield(self._committed)
+        if len(self._pending) == 1:
+            asyncio.get_running_loop().call_soon(self._commit)
 
     def _commit(self) -> None:
-        rows, done = self._pending, self._committed
-        self._pending, self._committed = [], None
-        try:
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    (last,) = self._db.execute("SELECT coalesce(max(id), 0) FROM responses").fetchone()
-                    self._db.executemany("INSERT INTO responses VALUES (?, ?, ?, ?, ?)",
-                                         [(last + 1 + i, *row) for i, row in enumerate(rows)])
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-        except sqlite3.Error as err:
-            if done is not None:
-                done.set_exception(err)
+        rows, self._pending = self._pending, []
+        if not rows:
             return
-        self._rows.update((row[0], last + 1 + i) for i, row in enumerate(rows))
-        if done is not None:
-            done.set_result(None)
+        db = self._own.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                (last,) = db.execute("SELECT coalesce(max(id), 0) FROM responses").fetchone()
+                db.executemany("INSERT INTO responses VALUES (?, ?, ?, ?, ?)",
+                               [(last + 1 + i, *row) for i, row in enumerate(rows)])
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as err:  # the answers were good; only resuming will miss them
+            print(f"adapter proxy: warning: could not cache {len(rows)} answer(s): {err}", file=sys.stderr)
+            return
+        self._rows.update((row[0], (self._own, last + 1 + i)) for i, row in enumerate(rows))
 
     def close(self) -> None:
-        """Commit what is pending and close the database."""
+        """Commit what is pending and close the files."""
         if self._pending:
             self._commit()
-        with self._lock:
-            self._db.close()
+        for file in self._files.values():
+            file.db.close()
 
 
 class Caching:
@@ -115,8 +158,5 @@ class Caching:
             return hit
         response = await call_next(request)
         if key is not None and response.status == 200 and response.json() is not None:
-            try:
-                await self.cache.put(key, response)
-            except sqlite3.Error as err:  # the answer is still good; only resuming loses it
-                print(f"adapter proxy: warning: could not cache an answer: {err}", file=sys.stderr)
+            self.cache.put(key, response)
         return response

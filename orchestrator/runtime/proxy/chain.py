@@ -18,7 +18,7 @@ from orchestrator.runtime.proxy.adjust import (
 from orchestrator.runtime.proxy.cache import Caching, ResponseCache
 from orchestrator.runtime.proxy.endpoint import Endpoint
 from orchestrator.runtime.proxy.stats import ResponseStats, Stats
-from orchestrator.runtime.proxy.types import Handler, Interceptor, ProxyRequest, ProxyResponse
+from orchestrator.runtime.proxy.types import Handler, Interceptor
 from orchestrator.schema import adapter
 
 
@@ -32,6 +32,8 @@ class ChainContext:
     max_retries: int
     stats: Stats
     caches: list[ResponseCache] = field(default_factory=list)
+    process: int = 0
+    processes: int = 1
 
 
 Builder = Callable[[adapter.Interceptor, ChainContext], Interceptor]
@@ -39,7 +41,8 @@ Builder = Callable[[adapter.Interceptor, ChainContext], Interceptor]
 
 def _caching(spec: adapter.Interceptor, ctx: ChainContext) -> Interceptor:
     assert isinstance(spec, adapter.CachingInterceptor)
-    cache = ResponseCache(Path(spec.config.cache_dir) if spec.config.cache_dir else ctx.output_dir / "cache")
+    cache = ResponseCache(Path(spec.config.cache_dir) if spec.config.cache_dir else ctx.output_dir / "cache",
+                          process=ctx.process, processes=ctx.processes)
     ctx.caches.append(cache)
     return Caching(cache)
 

@@ -183,11 +183,21 @@ class HttpServer:
         self._server: asyncio.Server | None = None
         self.port = 0
 
-    async def start(self, port: int = 0) -> None:
-        """Listen on 127.0.0.1:``port`` (0: a free port)."""
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _ServerConnection(self), "127.0.0.1", port, backlog=1024)
-        self.port = int(self._server.sockets[0].getsockname()[1])
+    async def start(self, port: int = 0, *, reuse_port: bool = False) -> None:
+        """Listen on 127.0.0.1:``port`` (0: a free port); ``reuse_port``: share it with other processes."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(("127.0.0.1", port))
+            sock.listen(1024)
+            sock.setblocking(False)
+            self._server = await asyncio.get_running_loop().create_server(lambda: _ServerConnection(self), sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+        self.port = int(sock.getsockname()[1])
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting, let requests in flight finish (up to ``grace`` s), close every connection."""
@@ -306,9 +316,8 @@ class _ClientConnection(asyncio.Protocol):
         return HttpResponse(self.status, self.headers, body)
 
 
-def _expire(waiter: asyncio.Future[None], timeout: float) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError(f"no answer within {timeout:g} s"))
+_SWEEP_SECONDS = 0.05
+"""How often timeouts are checked: a timeout fires up to this much late (one timer per request costs more)."""
 
 
 class UpstreamPool:
@@ -325,30 +334,34 @@ class UpstreamPool:
             "" if default_port else f":{self.port}")
         self._ssl: ssl.SSLContext | None = ssl.create_default_context() if parts.scheme == "https" else None
         self._max = max_connections
-        self._slots: asyncio.Semaphore | None = None
+        self._busy = 0
+        self._queue: deque[asyncio.Future[None]] = deque()
         self._idle: list[_ClientConnection] = []
         self._open: set[_ClientConnection] = set()
+        self._deadlines: dict[asyncio.Future[None], tuple[float, float]] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
 
     async def request(self, method: str, target: str, headers: dict[str, str], body: bytes, *,
                       timeout: float) -> HttpResponse:
-        """One exchange within ``timeout`` seconds (connecting included).
+        """One exchange within ``timeout`` seconds (connecting and waiting for a connection included).
 
         Raises TimeoutError, or UpstreamError / OSError when the connection fails. A reused connection
         that the endpoint had closed before it received the request is replaced once, silently.
         """
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self._max)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         data = self._encode(method, target, headers, body)
-        async with self._slots:
+        if self._busy >= self._max:
+            await self._wait_for_slot(loop, deadline, timeout)
+        self._busy += 1
+        try:
             while True:
                 connection = self._take_idle()
                 reused = connection is not None
                 if connection is None:
                     connection = await self._connect(max(0.0, deadline - loop.time()))
                 waiter = connection.send(data, head_only=method == "HEAD")
-                timer = loop.call_at(deadline, _expire, waiter, timeout)
+                self._watch(loop, waiter, deadline, timeout)
                 try:
                     await waiter
                     response = connection.response()
@@ -361,12 +374,44 @@ class UpstreamPool:
                     self._discard(connection)
                     raise
                 finally:
-                    timer.cancel()
+                    self._deadlines.pop(waiter, None)
                 if connection.keep_alive and not connection.lost:
                     self._idle.append(connection)
                 else:
                     self._discard(connection)
                 return response
+        finally:
+            self._busy -= 1
+            while self._queue:
+                waiting = self._queue.popleft()
+                if not waiting.done():
+                    waiting.set_result(None)
+                    break
+
+    async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop, deadline: float, timeout: float) -> None:
+        while self._busy >= self._max:
+            slot = loop.create_future()
+            self._queue.append(slot)
+            self._watch(loop, slot, deadline, timeout)
+            try:
+                await slot
+            finally:
+                self._deadlines.pop(slot, None)
+
+    def _watch(self, loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[None], deadline: float,
+               timeout: float) -> None:
+        self._deadlines[waiter] = (deadline, timeout)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(_SWEEP_SECONDS, self._sweep, loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        expired = [(waiter, timeout) for waiter, (deadline, timeout) in self._deadlines.items() if deadline <= now]
+        for waiter, timeout in expired:
+            del self._deadlines[waiter]
+            if not waiter.done():
+                waiter.set_exception(TimeoutError(f"no answer within {timeout:g} s"))
+        self._sweeper = loop.call_later(_SWEEP_SECONDS, self._sweep, loop) if self._deadlines else None
 
     def _encode(self, method: str, target: str, headers: dict[str, str], body: bytes) -> bytes:
         lines = [f"{method} {target} HTTP/1.1", f"host: {self.host_header}"]
@@ -404,6 +449,9 @@ class UpstreamPool:
 
     def close(self) -> None:
         """Close every connection."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for connection in list(self._open):
             self._discard(connection)
         self._idle.clear()

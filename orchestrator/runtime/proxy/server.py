@@ -1,10 +1,21 @@
-"""The proxy's front: an HTTP server on 127.0.0.1 run in a background thread by run_eval, or standalone."""
+"""The proxy's front: an HTTP server on 127.0.0.1 run in a background thread by run_eval, or standalone.
+
+One Python process relays at most what one core can (a few thousand requests/s), so the proxy runs
+as ``processes`` processes listening on the same port (SO_REUSEPORT: the kernel spreads the harness's
+connections over them). The first is this one; it starts the others (``python -m
+orchestrator.runtime.proxy --process I/N``), which get the config on stdin, share the cache, the
+per-request records and the logs' bounds, stop when their stdin closes, and report their totals on
+stdout, which :meth:`Proxy.stop` adds to this process's.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -27,18 +38,26 @@ class Proxy:
     """One proxy for one upstream endpoint URL."""
 
     def __init__(self, upstream_url: str, config: AdapterConfig, *, output_dir: Path, timeout: float = 60,
-                 max_retries: int = 5) -> None:
+                 max_retries: int = 5, process: tuple[int, int] | None = None) -> None:
+        """``process``: (index, count) when this is one of the other processes of a proxy."""
         parts = urlsplit(upstream_url)
         self.upstream_url = upstream_url
         self.path = parts.path or "/"
+        self.output_dir = output_dir
+        self.timeout, self.max_retries = timeout, max_retries
         (output_dir / "logs").mkdir(parents=True, exist_ok=True)
         self.stats = Stats(output_dir / "logs" / "proxy_requests.jsonl")
-        self._ctx = ChainContext(upstream_url, output_dir, timeout, max_retries, self.stats)
+        index, count = process or (0, config.processes or default_processes())
+        self.processes = count
+        self._spawns = process is None and count > 1
+        self._ctx = ChainContext(upstream_url, output_dir, timeout, max_retries, self.stats, process=index,
+                                 processes=count)
         self._config = config
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(index + 1, count)  # unique across the processes
         self._handler: Handler | None = None
         self._endpoint: Endpoint | None = None
         self._server = HttpServer(self._handle)
+        self._others: list[subprocess.Popen[bytes]] = []
 
     @property
     def port(self) -> int:
@@ -51,13 +70,48 @@ class Proxy:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self, port: int = 0) -> None:
-        """Build the chain and listen on 127.0.0.1:``port`` (0: a free port)."""
+        """Build the chain and listen on 127.0.0.1:``port`` (0: a free port); start the other processes."""
         self._handler, self._endpoint = build_chain(self._config, self._ctx)
-        await self._server.start(port)
+        await self._server.start(port, reuse_port=self.processes > 1)
+        if self._spawns:
+            children = [self._spawn(index) for index in range(1, self.processes)]
+            loop = asyncio.get_running_loop()
+            ready = await asyncio.gather(*(asyncio.wait_for(loop.run_in_executor(None, _ready, child), 30)
+                                           for child in children), return_exceptions=True)
+            for index, (child, line) in enumerate(zip(children, ready, strict=True), start=1):
+                if line == "ready":
+                    self._others.append(child)
+                    continue
+                why = "no answer within 30 s" if isinstance(line, BaseException) else line or "no output"
+                print(f"adapter proxy: process {index}/{self.processes} did not start ({why}); the others carry on",
+                      file=sys.stderr)
+                child.kill()
+                child.communicate()
+
+    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-m", "orchestrator.runtime.proxy", "--upstream", self.upstream_url,
+                "--port", str(self.port), "--output-dir", str(self.output_dir), "--timeout", repr(self.timeout),
+                "--max-retries", str(self.max_retries), "--process", f"{index}/{self.processes}"]
+        child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # stderr: ours
+        assert child.stdin is not None
+        child.stdin.write(self._config.model_dump_json().encode() + b"\n")
+        child.stdin.flush()  # stdin stays open: closing it tells the process to stop
+        return child
 
     async def stop(self) -> None:
-        """Stop listening (requests in flight finish); close the pool, the caches and the records."""
+        """Stop listening (requests in flight finish); stop the other processes and add their totals;
+        close the pool, the caches and the records."""
         await self._server.stop()
+        if self._others:
+            loop = asyncio.get_running_loop()
+            reports = await asyncio.gather(*(loop.run_in_executor(None, _finish, child) for child in self._others))
+            for index, report in enumerate(reports, start=1):
+                if report is None:
+                    print(f"adapter proxy: process {index}/{self.processes} ended without its totals; "
+                          "usage leaves its requests out", file=sys.stderr)
+                else:
+                    self.stats.merge(report)
+            self._others = []
         if self._endpoint is not None:
             await self._endpoint.close()
         for cache in self._ctx.caches:
@@ -95,6 +149,38 @@ class Proxy:
             return HttpResponse(502, {"content-type": "application/json"}, message.encode())
         return HttpResponse(upstream.status,
                             {"content-type": upstream.headers.get("content-type", "application/json")}, upstream.body)
+
+
+def default_processes() -> int:
+    """2, or 1 when this process may use only one CPU."""
+    return 2 if len(os.sched_getaffinity(0)) > 1 else 1
+
+
+def _ready(child: subprocess.Popen[bytes]) -> str:
+    """The first line one of the proxy's other processes prints ('ready'), or why there is none."""
+    assert child.stdout is not None
+    line = child.stdout.readline().decode(errors="replace").strip()
+    if not line and child.wait() != 0:
+        return f"exit code {child.returncode}"
+    return line
+
+
+def _finish(child: subprocess.Popen[bytes]) -> dict[str, object] | None:
+    """Stop one of the proxy's other processes; its totals (None if it failed)."""
+    try:
+        out, _ = child.communicate(timeout=60)  # closes its stdin, which stops it
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        return None
+    lines = out.decode(errors="replace").strip().splitlines()
+    if child.returncode != 0 or not lines:
+        return None
+    try:
+        report = json.loads(lines[-1])
+    except ValueError:
+        return None
+    return report if isinstance(report, dict) else None
 
 
 class ProxyThread:

@@ -7,7 +7,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from orchestrator.runtime.proxy import jsoncodec
 from orchestrator.runtime.proxy.types import Handler, ProxyRequest, ProxyResponse
@@ -41,11 +41,17 @@ class Stats:
         prompt = int(usage.get("prompt_tokens") or 0) if isinstance(usage, dict) else 0
         completion = int(usage.get("completion_tokens") or 0) if isinstance(usage, dict) else 0
         with self._lock:
-            self._counts.update(requests=1, cache_hits=int(response.cache_hit), upstream_attempts=response.attempts,
-                                retries=max(0, response.attempts - 1), failed=int(response.status != 200),
-                                prompt_tokens=prompt, completion_tokens=completion,
-                                unfinished_reasoning=int(unfinished_reasoning))
-            self._errors.update(response.error_kinds)
+            counts = self._counts  # item by item: Counter.update(**kwargs) is several times slower
+            counts["requests"] += 1
+            counts["cache_hits"] += response.cache_hit
+            counts["upstream_attempts"] += response.attempts
+            counts["retries"] += max(0, response.attempts - 1)
+            counts["failed"] += response.status != 200
+            counts["prompt_tokens"] += prompt
+            counts["completion_tokens"] += completion
+            counts["unfinished_reasoning"] += unfinished_reasoning
+            if response.error_kinds:
+                self._errors.update(response.error_kinds)
             self._latencies.append(latency_ms)
             if self._file is not None:
                 self._lines.append(jsoncodec.dumps({
@@ -62,6 +68,18 @@ class Stats:
             if self._file is not None and self._lines:
                 self._file.write(b"".join(self._lines))
             self._lines = []
+
+    def snapshot(self) -> dict[str, Any]:
+        """The raw totals, for another process to :meth:`merge`."""
+        with self._lock:
+            return {"counts": dict(self._counts), "errors": dict(self._errors), "latencies": list(self._latencies)}
+
+    def merge(self, snapshot: dict[str, Any]) -> None:
+        """Add another process's :meth:`snapshot`."""
+        with self._lock:
+            self._counts.update(snapshot["counts"])
+            self._errors.update(snapshot["errors"])
+            self._latencies.extend(snapshot["latencies"])
 
     def usage(self) -> Usage:
         """The totals so far."""
