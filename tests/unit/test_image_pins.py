@@ -12,11 +12,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _pins() -> dict[str, str]:
     pins = {}
-    for line in (ROOT / "images" / "runtime-constraints.txt").read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
+    for raw in (ROOT / "images" / "runtime-constraints.txt").read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
         if line:
             name, _, version = line.partition("==")
-            assert version, f"not an exact pin: {line!r}"
+            assert version, f"not an exact pin: {raw!r}"
             pins[name.lower().replace("_", "-")] = version
     return pins
 
