@@ -21,6 +21,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -116,7 +117,11 @@ def machine_info(args: argparse.Namespace) -> dict[str, str]:
         "cpu": f"{cpu}, {os.cpu_count()} logical CPUs",
         "kernel": platform.release(),
         "python (ours)": version_of([ours_python, "--version"]),
-        "aiohttp (ours)": version_of([ours_python, "-c", "import aiohttp; print(aiohttp.__version__)"]),
+        "ours uses": version_of([ours_python, "-c", "import importlib.metadata as m; print(', '.join("
+                                 "f'{n} {m.version(n)}' for n in ('httptools', 'uvloop', 'orjson')))"]),
+        "our processes": version_of([ours_python, "-c", "from orchestrator.runtime.proxy.server import "
+                                     "default_processes as d; print(d(), '(the default here)')"]),
+        "floor uses": version_of([ours_python, "-c", "import aiohttp; print('aiohttp', aiohttp.__version__)"]),
         "our proxy": f"{args.ours_label} (`{args.proxy_cmd}`), repository {commit}"
         + (" + uncommitted proxy changes" if dirty else ""),
         "nemo-evaluator": version_of(
@@ -270,8 +275,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
-
-
-if __name__ == "__main__":
+    # SIGTERM (kill PID) unwinds like Ctrl-C, so the servers and proxies are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sys.exit(main())

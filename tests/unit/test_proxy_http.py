@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
+import shutil
+import ssl
+import subprocess
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -269,3 +274,47 @@ def test_unreachable_endpoint_is_an_os_error() -> None:
 def test_only_http_urls() -> None:
     with pytest.raises(ValueError, match="not an http"):
         UpstreamPool("ftp://example/", max_connections=1)
+
+
+def test_https_endpoint_verified_against_the_trusted_cas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+
+    async def main() -> tuple[int, bytes, BaseException | None]:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(cert, key)
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+                head = await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]))
+                writer.write(ok(b'{"tls":true}'))
+                await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trusted: the pool's default context reads it
+            trusting = UpstreamPool(f"https://127.0.0.1:{port}/v1", max_connections=1)
+            answer = await trusting.request("POST", "/v1", {}, b"{}", timeout=5)
+            trusting.close()
+            monkeypatch.delenv("SSL_CERT_FILE")
+            refusing = UpstreamPool(f"https://localhost:{port}/v1", max_connections=1)
+            refused: BaseException | None = None
+            try:
+                await refusing.request("POST", "/v1", {}, b"{}", timeout=5)
+            except (ssl.SSLError, OSError) as err:
+                refused = err
+            refusing.close()
+            return answer.status, answer.body, refused
+        finally:
+            server.close()
+
+    status, body, refused = asyncio.run(main())
+    assert (status, body) == (200, b'{"tls":true}')
+    assert isinstance(refused, ssl.SSLCertVerificationError)  # an unknown CA is not trusted
