@@ -114,6 +114,17 @@ def test_retry_after_is_honoured(tmp_path: Path) -> None:
     assert usage.latency is not None and usage.latency.max_ms >= 1000
 
 
+def test_a_redirect_is_not_followed_but_explained(tmp_path: Path) -> None:
+    async def script(request: web.Request, attempt: int) -> web.StreamResponse:
+        return web.Response(status=308, headers={"Location": "https://elsewhere.example/v1/chat/completions"})
+
+    replies, usage, upstream = run(script, FAST_RETRIES, tmp_path, chat(BODY))
+    status, body = replies[0]
+    assert status == 502 and "redirects (HTTP 308) to https://elsewhere.example/v1/chat/completions" in \
+        body["error"]["message"]
+    assert sum(upstream.attempts.values()) == 1 and usage.errors == {"redirect": 1}
+
+
 def test_client_error_fails_fast_with_the_endpoints_message(tmp_path: Path) -> None:
     async def script(request: web.Request, attempt: int) -> web.StreamResponse:
         return web.json_response({"error": {"message": "max_tokens too large"}}, status=400)

@@ -100,6 +100,19 @@ def test_malformed_request_gets_400_and_the_connection_closes() -> None:
     assert received.startswith(b"HTTP/1.1 400 Bad Request") and b"malformed HTTP request" in received
 
 
+def test_a_body_over_the_limit_gets_413() -> None:
+    async def main() -> bytes:
+        server = HttpServer(echo, max_request_bytes=1000)
+        await server.start()
+        try:
+            return await talk(server.port, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n"
+                              + b"x" * 5000, until_close=True)
+        finally:
+            await server.stop()
+    received = asyncio.run(main())
+    assert received.startswith(b"HTTP/1.1 413 Request Entity Too Large") and b"over 1000 bytes" in received
+
+
 def test_a_failing_handler_answers_500_and_the_server_goes_on() -> None:
     async def broken(request: HttpRequest) -> HttpResponse:
         if request.target == "/boom":

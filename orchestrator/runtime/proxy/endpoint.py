@@ -77,6 +77,13 @@ class Endpoint:
                 if upstream.status == 200 and (last.json() is not None or _is_stream(request)):
                     last.attempts, last.error_kinds = attempt + 1, kinds
                     return last
+                if 300 <= upstream.status < 400:  # following it would take the harness's requests elsewhere
+                    where = upstream.headers.get("location", "an address it does not give")
+                    kinds.append("redirect")
+                    last = error_response(502, f"the endpoint {self.url} redirects (HTTP {upstream.status}) to "
+                                          f"{where}: use that URL as the endpoint", kind="redirect")
+                    last.attempts, last.error_kinds = attempt + 1, kinds
+                    return last
                 kind = "malformed_body" if upstream.status == 200 else f"http_{upstream.status}"
                 if upstream.status != 200 and upstream.status not in RETRY_STATUS:
                     kinds.append(kind)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import ssl
 import sys
@@ -51,6 +52,9 @@ class HttpResponse:
 
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
 
+MAX_REQUEST_BYTES = 256 * 1024 * 1024
+"""A request body larger than this (base64 images included) is refused with 413."""
+
 _FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
 
@@ -83,6 +87,8 @@ class _ServerConnection(asyncio.Protocol):
         self._queue: deque[tuple[HttpRequest, bool]] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._paused = False
+        self._size = 0
+        self._rejected = False
         self.closed = False
 
     # asyncio.Protocol
@@ -91,12 +97,16 @@ class _ServerConnection(asyncio.Protocol):
         self._server.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        if self._rejected:
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._reject(400, "the proxy does not support protocol upgrades")
         except httptools.HttpParserError as err:
             self._reject(400, f"malformed HTTP request: {err}")
+        if self._size > self._server.max_request_bytes:
+            self._reject(413, f"request body over {self._server.max_request_bytes} bytes")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -104,7 +114,7 @@ class _ServerConnection(asyncio.Protocol):
 
     # httptools callbacks
     def on_message_begin(self) -> None:
-        self._url, self._headers, self._body = b"", {}, []
+        self._url, self._headers, self._body, self._size = b"", {}, [], 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -117,9 +127,13 @@ class _ServerConnection(asyncio.Protocol):
             self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
-        self._body.append(body)
+        self._size += len(body)
+        if self._size <= self._server.max_request_bytes:
+            self._body.append(body)
 
     def on_message_complete(self) -> None:
+        if self._size > self._server.max_request_bytes:
+            return
         method = self._parser.get_method().decode("latin-1")
         request = HttpRequest(method, self._url.decode("latin-1"), self._headers, b"".join(self._body))
         self._queue.append((request, self._parser.should_keep_alive()))
@@ -159,9 +173,10 @@ class _ServerConnection(asyncio.Protocol):
             self._worker = None
 
     def _reject(self, status: int, message: str) -> None:
+        self._rejected = True
         if self._transport is None or self._transport.is_closing():
             return
-        body = (f'{{"error":{{"message":"{message}","code":{status}}}}}').encode()
+        body = json.dumps({"error": {"message": message, "code": status}}).encode()
         self._transport.write(_serialize(HttpResponse(status, {"content-type": "application/json"}, body),
                                          keep_alive=False))
         self._transport.close()
@@ -175,8 +190,9 @@ class _ServerConnection(asyncio.Protocol):
 class HttpServer:
     """Listens on 127.0.0.1 and hands every request to ``handler``."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
         self.handler = handler
+        self.max_request_bytes = max_request_bytes
         self.connections: set[_ServerConnection] = set()
         self.workers: set[asyncio.Task[None]] = set()
         self.closing = False
