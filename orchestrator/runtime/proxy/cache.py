@@ -30,11 +30,17 @@ _SCHEMA = ("CREATE TABLE IF NOT EXISTS responses (id INTEGER PRIMARY KEY, key BL
            "status INTEGER NOT NULL, content_type TEXT NOT NULL, body BLOB NOT NULL)")
 
 
+_ROW_BITS = 40
+"""Where a key's answer is, as one int: file number << 40 | row id (ints are not tracked by the garbage
+collector; a dict of a million (file, id) tuples made its full collections take tens of milliseconds)."""
+
+
 class _File:
     """One ``responses*.sqlite`` of the cache directory."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, number: int) -> None:
         self.path = path
+        self.number = number
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -60,10 +66,11 @@ class ResponseCache:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self._files: dict[Path, _File] = {}
+        self._numbered: list[_File] = []
         for index in range(processes):  # the proxy's own files from the start; others' when they appear
             self._open(index)
         self._own = self._open(process)
-        self._rows: dict[bytes, tuple[_File, int]] = {}
+        self._rows: dict[bytes, int] = {}
         self._pending: list[tuple[bytes, int, str, bytes]] = []
         self._scanned_this_turn = False
         self._listed_at = 0.0
@@ -71,8 +78,12 @@ class ResponseCache:
 
     def _open(self, process: int) -> _File:
         path = self.directory / ("responses.sqlite" if process == 0 else f"responses.{process}.sqlite")
+        return self._add(path)
+
+    def _add(self, path: Path) -> _File:
         if path not in self._files:
-            self._files[path] = _File(path)
+            self._files[path] = _File(path, len(self._numbered))
+            self._numbered.append(self._files[path])
         return self._files[path]
 
     def __len__(self) -> int:
@@ -84,11 +95,11 @@ class ResponseCache:
         if now - self._listed_at >= 1.0:
             self._listed_at = now
             for path in sorted(self.directory.glob("responses*.sqlite")):
-                if path not in self._files:
-                    self._files[path] = _File(path)
-        for file in self._files.values():
+                self._add(path)
+        for file in self._numbered:
+            base = file.number << _ROW_BITS
             for key, row_id in file.db.execute("SELECT key, id FROM responses WHERE id > ? ORDER BY id", (file.seen,)):
-                self._rows[key] = (file, row_id)
+                self._rows[key] = base | row_id
                 file.seen = row_id
 
     def get(self, key: bytes) -> ProxyResponse | None:
@@ -102,7 +113,7 @@ class ResponseCache:
             where = self._rows.get(key)
         if where is None:
             return None
-        file, row_id = where
+        file, row_id = self._numbered[where >> _ROW_BITS], where & ((1 << _ROW_BITS) - 1)
         row = file.db.execute("SELECT status, content_type, body FROM responses WHERE id = ?", (row_id,)).fetchone()
         if row is None:
             return None
@@ -135,7 +146,8 @@ class ResponseCache:
         except sqlite3.Error as err:  # the answers were good; only resuming will miss them
             print(f"adapter proxy: warning: could not cache {len(rows)} answer(s): {err}", file=sys.stderr)
             return
-        self._rows.update((row[0], (self._own, last + 1 + i)) for i, row in enumerate(rows))
+        base = self._own.number << _ROW_BITS
+        self._rows.update((row[0], base | (last + 1 + i)) for i, row in enumerate(rows))
 
     def close(self) -> None:
         """Commit what is pending and close the files."""
