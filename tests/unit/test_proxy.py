@@ -316,3 +316,11 @@ def test_two_processes_share_the_port_the_cache_and_the_records(tmp_path: Path) 
     assert {i % 2 for i in ids} == {0, 1}  # both processes answered (ids: 1, 3, ... and 2, 4, ...)
     assert {p.name for p in (tmp_path / "cache").iterdir() if p.suffix == ".sqlite"} == {
         "responses.sqlite", "responses.1.sqlite"}
+
+
+def test_a_process_that_does_not_start_leaves_the_others_serving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("orchestrator.runtime.proxy.server.sys.executable", "/bin/false")  # the other process dies
+    replies, usage, _ = run(answer, {"processes": 2}, tmp_path, chat(BODY, {**BODY, "n": 2}))
+    assert [status for status, _ in replies] == [200, 200] and usage.requests == 2
+    assert "process 1/2 did not start (exit code 1); the others carry on" in capsys.readouterr().err
