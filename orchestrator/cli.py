@@ -17,14 +17,24 @@ from rich.table import Table
 
 from orchestrator import __version__, runs
 from orchestrator.catalog import HarnessImage, from_labels, image_for, pick_image, tasks_of
+from orchestrator.datacache import data_access
 from orchestrator.executors import Executor, check_executor
 from orchestrator.executors.local import LocalExecutor
 from orchestrator.executors.slurm import SlurmExecutor
 from orchestrator.follow import follow
 from orchestrator.launch import ContainerRun, check_api_key, preflight, read_results
 from orchestrator.launchers import Launcher
-from orchestrator.launchers.docker import DockerLauncher, LabelledContainers, client, image_labels, labelled_images
+from orchestrator.launchers.docker import (
+    DockerLauncher,
+    LabelledContainers,
+    client,
+    image_id,
+    image_labels,
+    labelled_images,
+    save_image,
+)
 from orchestrator.launchers.slurm_script import render_batch_script
+from orchestrator.prefetch import PrefetchItem, open_prefetched, prefetch, read_prefetched, verify
 from orchestrator.report import results_table
 from orchestrator.runplan import DEFAULT_RESULTS, new_record, plan_tasks, slurm_details
 from orchestrator.runtime.run import describe, prepare_output_dir
@@ -104,6 +114,13 @@ def run(
     image: Annotated[str | None, typer.Option("--image", help="image to run (default evals/<harness>:latest)")] = None,
     data_dir: Annotated[Path | None, typer.Option("--data_dir", "--data-dir",
                                                   help="pre-staged data, mounted read-only at /data")] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="use only the cache and pre-staged data: never reach the "
+                                                            "Hugging Face Hub or data URLs")] = False,
+    cache_dir: Annotated[Path | None, typer.Option("--cache_dir", "--cache-dir",
+                                                   help="data cache shared by all runs (default $EVALS_CACHE_DIR or "
+                                                        "~/.cache/evals)")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="a directory written by `evals prefetch` (implies "
+                                                             "--offline; mounted read-only)")] = None,
     network: Annotated[str, typer.Option("--network", help="auto (host for a localhost endpoint), host, default",
                                          click_type=click.Choice(["auto", "host", "default"]))] = "auto",
     skip_preflight: Annotated[bool, typer.Option("--skip-preflight", help="do not check the endpoint")] = False,
@@ -142,9 +159,14 @@ def run(
     settings = resolve_slurm_config(slurm_config, slurm_flags) if kind == "slurm" else None
     if settings is None and (slurm_config or any(v not in (None, []) for v in slurm_flags.values())):
         raise InputError("Slurm settings were given to a local run", hint="add --executor slurm, or drop them")
+    if data is not None and cache_dir is not None:
+        raise InputError("--data and --cache_dir both name the data cache", hint="give one of them")
     requests = [RunRequest(eval_type=task, model_id=model_id, model_url=model_url, model_type=model_type,
-                           api_key_name=api_key_name, run_config=run_config, overrides=overrides)
+                           api_key_name=api_key_name, run_config=run_config, overrides=overrides,
+                           offline=offline or data is not None)
                 for task in _tasks(eval_type)]
+    access = data_access(cache_dir=cache_dir, prefetched_cache=read_prefetched(data) if data else None,
+                         offline=offline)
     run_id = runs.new_run_id()
 
     def choose(request: RunRequest) -> HarnessImage:
@@ -152,19 +174,22 @@ def run(
 
     planned = plan_tasks(requests, choose=choose, run_id=run_id, executor=kind, output_dir=output_dir,
                          output_root=Path(settings.output_root) if settings and settings.output_root
-                         else DEFAULT_RESULTS, network=network, data_dir=data_dir)
+                         else DEFAULT_RESULTS, network=network, data_dir=data_dir, data=access)
+    if data is not None:
+        open_prefetched(data, [(p.image.harness, p.plan.evaluation.config.type) for p in planned])
     details = slurm_details(run_id, settings, tasks=len(planned)) if settings is not None else None
     record = new_record(run_id, kind, planned, details)
     if dry_run:
         _describe(planned, record)
         return
-    for name in dict.fromkeys(p.spec.secret_env for p in planned if p.spec.secret_env):
-        check_api_key(next(p for p in planned if p.spec.secret_env == name))
+    for task in planned:
+        check_api_key(task)
     if not skip_preflight:
         for url in dict.fromkeys(p.plan.evaluation.target.api_endpoint.url for p in planned):
             preflight(url)
     run_executor = _executor(kind)
     run_executor.check()
+    access.prepare()
     for task in planned:
         prepare_output_dir(task.output_dir)
     runs.create(record)
@@ -196,7 +221,8 @@ def _describe(planned: list[ContainerRun], record: RunRecord) -> None:
         mounts = ", ".join(f"{m.source}:{m.target}" + (":ro" if m.read_only else "") for m in spec.mounts)
         sys.stdout.write(f"\nContainer:\n\n  image: {spec.image}\n  args: {json.dumps(spec.args)}\n"
                          f"  user: {spec.user}\n  network: {'host' if spec.network_host else 'default'}\n"
-                         f"  mounts: {mounts}\n  api key variable: {spec.secret_env or '-'} (value passed on stdin)\n")
+                         f"  mounts: {mounts}\n  environment: {json.dumps(spec.environment)}\n"
+                         f"  secrets by name: {', '.join(spec.secret_envs) or '-'} (values passed on stdin)\n")
     if record.slurm is not None:
         script = render_batch_script(run_id=record.id, run_dir=record.slurm.run_dir, tasks=record.tasks,
                                      config=record.slurm.config)
@@ -224,9 +250,9 @@ def _resume(run_id: str, *, wait: bool, time_limit: str | None) -> None:
             raise InputError("--time applies to Slurm runs only", hint=f"run {run_id} ran locally")
         config = resolve_slurm_config(None, {"time": time_limit})
         record.slurm.config = record.slurm.config.model_copy(update={"time": config.time})
-    for name in dict.fromkeys(t.container.secret_env for t in record.tasks if t.container.secret_env):
-        if name and not os.environ.get(name):
-            raise InputError(f"environment variable {name} (the run's API key) is not set",
+    for name in dict.fromkeys(name for t in record.tasks for name in t.container.secret_envs):
+        if not os.environ.get(name):
+            raise InputError(f"environment variable {name} (a secret of the run, passed by name) is not set",
                              hint=f"export {name}=<your key> and resume again")
     stderr.print(f"[bold]run {run_id}[/] ({record.executor}): resuming")
     record = _executor(record.executor).resume(record, output=_output)
@@ -242,6 +268,51 @@ def _eval_type_hint(request: RunRequest) -> str | None:
         layer = load_model(RunConfigLayer, request.run_config)
         return layer.config.type if layer.config else None
     return None
+
+
+@app.command("prefetch")
+def prefetch_data(
+    eval_type: Annotated[list[str] | None, typer.Option("--eval_type", "--eval-type",
+                                                        help="TASK or HARNESS.TASK; repeat for several tasks")] = None,
+    to: Annotated[Path | None, typer.Option("--to", help="new directory to write (whole or not at all)")] = None,
+    images: Annotated[bool, typer.Option("--images", help="also docker save the images into DIR/images")] = False,
+    verify_dir: Annotated[Path | None, typer.Option("--verify", help="check a prefetched DIR against its manifest "
+                                                                     "(sha256 of every file)")] = None,
+    run_config: Annotated[Path | None, typer.Option("--run_config", "--run-config",
+                                                    help="YAML run config (for its config.params.extra)")] = None,
+    overrides: Annotated[str | None, typer.Option("--overrides", help="'a.b=c,d.e=f' (YAML values)")] = None,
+    harness: Annotated[str | None, typer.Option("--harness", help="lm-eval or vlmevalkit")] = None,
+    image: Annotated[str | None, typer.Option("--image", help="image to use (default evals/<harness>:latest)")] = None,
+    network: Annotated[str, typer.Option("--network", help="auto (host for a Hub mirror on localhost), host, default",
+                                         click_type=click.Choice(["auto", "host", "default"]))] = "auto",
+) -> None:
+    """Fetch everything some tasks need into a new directory, for `evals run --offline --data DIR` elsewhere."""
+    if verify_dir is not None:
+        if eval_type or to:
+            raise InputError("--verify checks a directory; it takes no --eval_type or --to",
+                             hint="give one or the other")
+        manifest = verify(verify_dir)
+        size = sum(entry.size for entry in manifest.files.values())
+        tasks = ", ".join(f"{t.harness}.{t.task}" for t in manifest.tasks)
+        stdout.print(f"{verify_dir}: {len(manifest.files)} files ({size / 1e6:.1f} MB) match the manifest; "
+                     f"tasks: {tasks}" + (f"; images: {', '.join(i.image for i in manifest.images)}"
+                                           if manifest.images else ""))
+        return
+    if not eval_type or to is None:
+        raise InputError("prefetch needs --eval_type TASK (repeatable) and --to DIR",
+                         hint="e.g. evals prefetch --eval_type gsm8k --eval_type mmlu --to /shared/evals-data")
+    items = []
+    for task in eval_type:
+        chosen = _image(harness, image) if harness or image else pick_image(_images(), task)
+        items.append(PrefetchItem(image=chosen, eval_type=task, run_config=run_config, overrides=overrides))
+    engine = client()
+    manifest = prefetch(items, to, launcher=_launcher(), output=_output, network=network,
+                        save=(lambda name, path: save_image(engine, name, path)) if images else None,
+                        id_of=lambda name: image_id(engine, name), report=lambda line: stderr.print(escape(line)))
+    size = sum(entry.size for entry in manifest.files.values())
+    stderr.print(f"[bold]prefetched[/] {', '.join(f'{t.harness}.{t.task}' for t in manifest.tasks)} into {to} "
+                 f"({len(manifest.files)} files, {size / 1e6:.1f} MB; manifest.json)")
+    stderr.print(f"carry it over, then: evals prefetch --verify {to} && evals run --offline --data {to} ...")
 
 
 @app.command("status")

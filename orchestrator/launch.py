@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from orchestrator.catalog import HarnessImage
+from orchestrator.datacache import DataAccess
 from orchestrator.launchers import Launcher, LaunchSpec, Mount, Output
 from orchestrator.runtime.run import LoadedFramework, Plan, plan_run, prepare_output_dir
 from orchestrator.schema.container import DATA_DIR, RESULTS_DIR, RUN_CONFIG_PATH, RUN_LABEL_PREFIX
@@ -67,27 +68,37 @@ def container_args(request: RunRequest) -> list[str]:
         args += ["--run_config", RUN_CONFIG_PATH]
     if request.overrides:
         args += ["--overrides", request.overrides]
+    if request.offline:
+        args.append("--offline")
     return args
 
 
 def plan_container_run(image: HarnessImage, request: RunRequest, *, run_id: str, output_dir: Path,
-                       network: NetworkMode = "auto", data_dir: Path | None = None) -> ContainerRun:
+                       network: NetworkMode = "auto", data_dir: Path | None = None,
+                       data: DataAccess | None = None) -> ContainerRun:
     """Resolve and render on the host as the container will; build the launch spec."""
     framework = LoadedFramework(Path(f"{image.image}:framework.yml"), image.framework, image.framework_sha256)
+    if data is not None and data.offline:
+        request = replace(request, offline=True)
     plan = plan_run(framework, replace(request, output_dir=RESULTS_DIR))
     evaluation = plan.evaluation
     url = evaluation.target.api_endpoint.url
     mounts = [Mount(source=output_dir.resolve(), target=RESULTS_DIR)]
+    if data is not None:
+        mounts.append(data.mount)
     if request.run_config is not None:
         mounts.append(Mount(source=request.run_config.resolve(), target=RUN_CONFIG_PATH, read_only=True))
     if data_dir is not None:
         if not data_dir.is_dir():
             raise InputError(f"--data_dir {data_dir} is not a directory", hint="pass the directory of pre-staged data")
         mounts.append(Mount(source=data_dir.resolve(), target=DATA_DIR, read_only=True))
+    key = evaluation.target.api_endpoint.api_key
+    hub = data.environment.get("HF_ENDPOINT", "") if data is not None else ""
     spec = LaunchSpec(
         image=image.image, args=container_args(request), name=f"evals-{run_id}", user=f"{os.getuid()}:{os.getgid()}",
-        network_host=network == "host" or (network == "auto" and is_local(url)), mounts=mounts,
-        secret_env=evaluation.target.api_endpoint.api_key,
+        network_host=network == "host" or (network == "auto" and (is_local(url) or (bool(hub) and is_local(hub)))),
+        mounts=mounts, environment=dict(data.environment) if data is not None else {},
+        secret_envs=list(dict.fromkeys(([key] if key else []) + (data.secret_envs if data is not None else []))),
         labels={f"{RUN_LABEL_PREFIX}.id": run_id, f"{RUN_LABEL_PREFIX}.harness": image.harness,
                 f"{RUN_LABEL_PREFIX}.task": evaluation.config.type},
     )
@@ -96,7 +107,7 @@ def plan_container_run(image: HarnessImage, request: RunRequest, *, run_id: str,
 
 def check_api_key(run: ContainerRun) -> None:
     """The variable named by --api_key_name must be set on the host."""
-    name = run.spec.secret_env
+    name = run.plan.evaluation.target.api_endpoint.api_key
     if name and not os.environ.get(name):
         raise InputError(f"environment variable {name} (named by --api_key_name) is not set",
                          hint=f"export {name}=<your key>, or drop --api_key_name for an endpoint without auth")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from orchestrator import runs
 from orchestrator.catalog import HarnessImage
+from orchestrator.datacache import DataAccess
 from orchestrator.launch import ContainerRun, NetworkMode, plan_container_run
 from orchestrator.launchers.slurm_script import task_log
 from orchestrator.schema.errors import InputError
@@ -52,18 +53,18 @@ def output_dirs(keys: list[tuple[str, str]], *, run_id: str, executor: ExecutorN
 
 def plan_tasks(requests: list[RunRequest], *, choose: ImageChooser, run_id: str, executor: ExecutorName,
                output_dir: Path | None, output_root: Path, network: NetworkMode,
-               data_dir: Path | None) -> list[ContainerRun]:
+               data_dir: Path | None, data: DataAccess | None = None) -> list[ContainerRun]:
     """Resolve every task; refuse a task given twice. Output dirs follow :func:`output_dirs`."""
     images = [choose(request) for request in requests]
     first = [plan_container_run(image, request, run_id=run_id, output_dir=Path("."), network=network,
-                                data_dir=data_dir) for image, request in zip(images, requests, strict=True)]
+                                data_dir=data_dir, data=data) for image, request in zip(images, requests, strict=True)]
     keys = [(p.image.harness, p.plan.evaluation.config.type) for p in first]
     for key in keys:
         if keys.count(key) > 1:
             raise InputError(f"task {key[0]}.{key[1]} is given twice", hint="give each --eval_type once")
     dirs = output_dirs(keys, run_id=run_id, executor=executor, output_dir=output_dir, output_root=output_root)
     return [plan_container_run(image, request, run_id=run_id, output_dir=directory.resolve(), network=network,
-                               data_dir=data_dir)
+                               data_dir=data_dir, data=data)
             for image, request, directory in zip(images, requests, dirs, strict=True)]
 
 
@@ -71,7 +72,8 @@ def _container(planned: ContainerRun) -> ContainerRecord:
     spec = planned.spec
     return ContainerRecord(
         image=spec.image, entrypoint=entrypoint(planned.image.harness), args=list(spec.args),
-        network_host=spec.network_host, secret_env=spec.secret_env, labels=dict(spec.labels),
+        network_host=spec.network_host, secret_envs=list(spec.secret_envs), environment=dict(spec.environment),
+        labels=dict(spec.labels),
         mounts=[MountRecord(source=str(m.source), target=m.target, read_only=m.read_only) for m in spec.mounts],
     )
 

@@ -40,7 +40,8 @@ def launch_spec(run_id: str, task: TaskRecord) -> LaunchSpec:
         image=container.image, args=list(container.args), name=f"evals-{run_id}-{task.index}",
         user=f"{os.getuid()}:{os.getgid()}", network_host=container.network_host,
         mounts=[Mount(source=Path(m.source), target=m.target, read_only=m.read_only) for m in container.mounts],
-        secret_env=container.secret_env, labels=dict(container.labels),
+        secret_envs=list(container.secret_envs), environment=dict(container.environment),
+        labels=dict(container.labels),
     )
 
 

@@ -34,8 +34,8 @@ class LaunchSpec:
     network_host: bool = False
     mounts: list[Mount] = field(default_factory=list)
     environment: dict[str, str] = field(default_factory=dict)
-    secret_env: str | None = None
-    """Name of the host variable whose value is handed to the container on stdin (never in its config)."""
+    secret_envs: list[str] = field(default_factory=list)
+    """Names of the host variables whose values are handed to the container on stdin (never in its config)."""
     labels: dict[str, str] = field(default_factory=dict)
 
 

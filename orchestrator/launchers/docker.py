@@ -11,6 +11,7 @@ import contextlib
 import os
 import socket
 import time
+from pathlib import Path
 
 import docker
 import docker.errors
@@ -72,13 +73,13 @@ class DockerLauncher:
         """Create, start, stream, wait, remove."""
         image_labels(self.engine, spec.image)
         environment = dict(spec.environment)
-        if spec.secret_env:
-            environment[SECRET_STDIN_VAR] = spec.secret_env
+        if spec.secret_envs:
+            environment[SECRET_STDIN_VAR] = ",".join(spec.secret_envs)
         container: Container = self.engine.containers.create(
             spec.image, command=spec.args, name=spec.name, user=spec.user, labels=spec.labels,
             environment=environment, network_mode="host" if spec.network_host else None,
             volumes={str(m.source): {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in spec.mounts},
-            stdin_open=bool(spec.secret_env), detach=True, init=True,
+            stdin_open=bool(spec.secret_envs), detach=True, init=True,
         )
         try:
             self._start(container, spec)
@@ -91,15 +92,15 @@ class DockerLauncher:
                 container.remove(force=True)
 
     def _start(self, container: Container, spec: LaunchSpec) -> None:
-        if not spec.secret_env:
+        if not spec.secret_envs:
             container.start()
             return
-        value = os.environ.get(spec.secret_env, "")
+        value = "".join(os.environ.get(name, "") + "\n" for name in spec.secret_envs)
         sock = container.attach_socket(params={"stdin": 1, "stream": 1})
         raw: socket.socket = sock._sock  # type: ignore[union-attr]  # docker-py hands back a SocketIO wrapper
         try:
             container.start()
-            raw.sendall(value.encode() + b"\n")
+            raw.sendall(value.encode())
             with contextlib.suppress(OSError):
                 raw.shutdown(socket.SHUT_WR)
         finally:
@@ -149,3 +150,19 @@ class LabelledContainers:
                 break
             time.sleep(0.2)
         return removed
+
+
+def image_id(engine: docker.DockerClient, image: str) -> str:
+    """The id (sha256:...) of a local image."""
+    image_labels(engine, image)
+    found_id = str(engine.images.get(image).id)
+    return found_id
+
+
+def save_image(engine: docker.DockerClient, image: str, path: Path) -> str:
+    """``docker save`` one image (with its tag) into ``path``; returns its id."""
+    found = engine.images.get(image)
+    with path.open("wb") as handle:
+        for chunk in found.save(named=image):
+            handle.write(chunk)
+    return str(found.id)

@@ -148,8 +148,9 @@ def job_for(run_id: str, task: TaskRecord, options: KubernetesOptions) -> Job:
     container = task.container
     labels = {**container.labels, "evals.run.index": str(task.index)}
     pairs = [_volume(i, m, f"{run_id}/{task.harness}-{task.task}", options) for i, m in enumerate(container.mounts)]
-    env = [EnvVar(name=container.secret_env, value_from=EnvSource(secret_key_ref=SecretKeyRef(
-        name=options.secret_name, key=container.secret_env)))] if container.secret_env else []
+    env = [EnvVar(name=name, value_from=EnvSource(secret_key_ref=SecretKeyRef(name=options.secret_name, key=name)))
+           for name in container.secret_envs]
+    env += [EnvVar(name=name, value=value) for name, value in container.environment.items()]
     limits = {"nvidia.com/gpu": str(options.gpus)} if options.gpus else {}
     requests = {key: value for key, value in (("cpu", options.cpu), ("memory", options.memory)) if value}
     pod = PodSpec(

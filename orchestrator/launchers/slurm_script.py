@@ -47,11 +47,14 @@ task=${SLURM_ARRAY_TASK_ID:-0}
 run_dir={{ run_dir | shq }}
 echo "evals: run {{ run_id }} task ${task}: job ${SLURM_JOB_ID} on $(hostname) at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
-require() {  # the API key's variable must have reached the job (sbatch --export)
-  if [ -z "${!1:-}" ]; then
-    echo "evals: $1 is not set in the job's environment: export it in the shell that submits the run" >&2
-    exit 2
-  fi
+require() {  # the secrets' variables must have reached the job (sbatch --export)
+  local var
+  for var in "$@"; do
+    if [ -z "${!var:-}" ]; then
+      echo "evals: ${var} is not set in the job's environment: export it in the shell that submits the run" >&2
+      exit 2
+    fi
+  done
 }
 {%- if runtime == "docker" %}
 {%- if gpus %}
@@ -68,25 +71,26 @@ trap 'echo "evals: job ${SLURM_JOB_ID} stopped: removing container ${name}" >&2;
 case "${task}" in
 {%- for t in tasks %}
   {{ t.index }})
-{%- if t.key %}
-    require {{ t.key }}
+{%- set pipe %}printf '%s\n'{% for k in t.keys %} "${{ '{' ~ k ~ '}' }}"{% endfor %} | {% endset %}
+{%- if t.keys %}
+    require {{ t.keys | join(" ") }}
 {%- endif %}
 {%- if runtime == "docker" %}
-    {% if t.key %}printf '%s\n' "${{ '{' ~ t.key ~ '}' }}" | {% endif %}docker run --rm --init {% if t.key %}-i {% endif %}--name "${name}" \
+    {% if t.keys %}{{ pipe }}{% endif %}docker run --rm --init {% if t.keys %}-i {% endif %}--name "${name}" \
       --label "{{ job_label }}=${SLURM_JOB_ID}"{% for label in t.labels %} --label {{ label | shq }}{% endfor %} \
-      -u "$(id -u):$(id -g)"{% if t.network_host %} --network host{% endif %}{% if t.key %} -e {{ secret_var }}={{ t.key }}{% endif %} \
+      -u "$(id -u):$(id -g)"{% if t.network_host %} --network host{% endif %}{% if t.keys %} -e {{ secret_var }}={{ t.keys | join(",") }}{% endif %}{% for e in t.env %} -e {{ e | shq }}{% endfor %} \
       {% for mount in t.mounts %}-v {{ mount | shq }} {% endfor %}{% if gpus %}"${gpus[@]}" {% endif %}\
       {{ t.image | shq }}{% for arg in t.args %} {{ arg | shq }}{% endfor %} &
     wait $!
 {%- elif runtime == "enroot" %}
-    {% if t.key %}printf '%s\n' "${{ '{' ~ t.key ~ '}' }}" | env -u {{ t.key }} {{ secret_var }}={{ t.key }} {% endif %}srun --ntasks=1 \
+    {% if t.keys %}{{ pipe }}env{% for k in t.keys %} -u {{ k }}{% endfor %} {{ secret_var }}={{ t.keys | join(",") }}{% for e in t.env %} {{ e | shq }}{% endfor %} {% elif t.env %}env{% for e in t.env %} {{ e | shq }}{% endfor %} {% endif %}srun --ntasks=1 \
       --container-image={{ t.image | shq }} \
       --container-mounts={{ t.mounts | join(",") | shq }} \
       --container-workdir=/workspace --no-container-mount-home \
       {{ t.entrypoint | shq }}{% for arg in t.args %} {{ arg | shq }}{% endfor %}
 {%- else %}
-    {% if t.key %}printf '%s\n' "${{ '{' ~ t.key ~ '}' }}" | {% endif %}apptainer exec --cleanenv --no-home --writable-tmpfs --pwd /workspace \
-      {% if t.key %}--env {{ secret_var }}={{ t.key }} {% endif %}{% if gpus %}--nv {% endif %}--bind {{ t.mounts | join(",") | shq }} \
+    {% if t.keys %}{{ pipe }}{% endif %}apptainer exec --cleanenv --no-home --writable-tmpfs --pwd /workspace \
+      {% if t.keys %}--env {{ secret_var }}={{ t.keys | join(",") }} {% endif %}{% for e in t.env %}--env {{ e | shq }} {% endfor %}{% if gpus %}--nv {% endif %}--bind {{ t.mounts | join(",") | shq }} \
       {{ t.image | shq }} {{ t.entrypoint | shq }}{% for arg in t.args %} {{ arg | shq }}{% endfor %}
 {%- endif %}
     ;;
@@ -114,7 +118,8 @@ class _Task:
     args: list[str]
     mounts: list[str]
     labels: list[str]
-    key: str | None
+    keys: list[str]
+    env: list[str]
     network_host: bool
 
 
@@ -136,7 +141,8 @@ def _task(record: TaskRecord, config: SlurmConfig) -> _Task:
         index=record.index, image=runtime_image(container.image, record.harness, config),
         entrypoint=container.entrypoint, args=container.args, mounts=mounts,
         labels=[f"{key}={value}" for key, value in container.labels.items()],
-        key=container.secret_env, network_host=container.network_host,
+        keys=list(container.secret_envs), env=[f"{k}={v}" for k, v in container.environment.items()],
+        network_host=container.network_host,
     )
 
 
@@ -150,7 +156,7 @@ def directives(config: SlurmConfig) -> list[str]:
 
 def exported(config: SlurmConfig, tasks: list[TaskRecord]) -> list[str]:
     """Names for --export: the config's list plus every API key's variable (names only, never values)."""
-    keys = [t.container.secret_env for t in tasks if t.container.secret_env]
+    keys = [name for t in tasks for name in t.container.secret_envs]
     return list(dict.fromkeys([*config.export, *keys]))
 
 

@@ -64,18 +64,20 @@ def template_context(evaluation: Evaluation) -> dict[str, Any]:
     return data
 
 
-def render_command(evaluation: Evaluation, *, source: str = "framework.yml") -> str:
-    """Render ``evaluation.command`` once; template errors become a ConfigError naming the template."""
+def render_command(evaluation: Evaluation, *, source: str = "framework.yml", data: bool = False) -> str:
+    """Render ``evaluation.command`` (``data_command`` with ``data=True``) once; template errors become a
+    ConfigError naming the template."""
     env = make_environment()
+    name = "data_command" if data else "command"
     try:
-        template = env.from_string(evaluation.command)
+        template = env.from_string(evaluation.data_command or "" if data else evaluation.command)
         rendered = template.render(template_context(evaluation))
     except TemplateFailedError:
         raise
     except jinja2.TemplateSyntaxError as err:
-        raise ConfigError(f"command template syntax error: {err.message}",
-                          where=f"{source} (command line {err.lineno})") from None
+        raise ConfigError(f"{name} template syntax error: {err.message}",
+                          where=f"{source} ({name} line {err.lineno})") from None
     except jinja2.UndefinedError as err:
-        raise ConfigError(f"command template uses an undefined value: {err.message}", where=source,
+        raise ConfigError(f"{name} template uses an undefined value: {err.message}", where=source,
                           hint="set it in the config or guard it in the template") from None
     return rendered.strip()

@@ -15,12 +15,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from orchestrator import __version__
+from orchestrator.runtime.data import check_cache, harness_env, run_data_step
 from orchestrator.runtime.execute import run_streaming
 from orchestrator.runtime.parsers import get_parser
 from orchestrator.runtime.proxy.server import Proxy, ProxyThread
 from orchestrator.runtime.render import render_command
 from orchestrator.schema.config import Evaluation
-from orchestrator.schema.container import SECRET_STDIN_VAR
+from orchestrator.schema.container import HUB_TOKEN_VAR, SECRET_STDIN_VAR
 from orchestrator.schema.errors import HarnessError, InputError
 from orchestrator.schema.framework import FrameworkDefinition
 from orchestrator.schema.loading import dump_yaml, load_model
@@ -49,6 +50,8 @@ class Plan:
 
     evaluation: Evaluation
     command: str
+    data_command: str | None = None
+    """The rendered data step (fetch online / check offline), run before the harness; None if the framework has none."""
 
 
 PROXY_PLACEHOLDER = "http://127.0.0.1:PROXY_PORT"
@@ -71,13 +74,24 @@ def plan_run(framework: LoadedFramework, request: RunRequest) -> Plan:
     """Resolve and render without touching the disk or the environment."""
     evaluation = resolve_run(framework.definition, request)
     shown = harness_view(evaluation, PROXY_PLACEHOLDER)
-    return Plan(evaluation, render_command(shown, source=str(framework.path)))
+    data = render_command(evaluation, source=str(framework.path), data=True) if evaluation.data_command else None
+    return Plan(evaluation, render_command(shown, source=str(framework.path)), data or None)
+
+
+def evaluation_data(evaluation: Evaluation) -> dict[str, object]:
+    """The resolved run as written to run_config.yml and shown by --dry_run (no data_command key when there is none,
+    as NeMo Evaluator's files have none)."""
+    return evaluation.model_dump(mode="json", exclude={"data_command"} if evaluation.data_command is None else None)
 
 
 def describe(plan: Plan) -> str:
     """What --dry_run prints."""
-    config = plan.evaluation.model_dump(mode="json")
-    text = f"Rendered config:\n\n{dump_yaml(config)}\nRendered command:\n\n{plan.command}\n"
+    config = evaluation_data(plan.evaluation)
+    text = f"Rendered config:\n\n{dump_yaml(config)}\n"
+    if plan.data_command:
+        mode = "checked in the cache (offline)" if plan.evaluation.config.offline else "fetched into the cache"
+        text += f"Data step (the task's data {mode} before any request to the model):\n\n{plan.data_command}\n\n"
+    text += f"Rendered command:\n\n{plan.command}\n"
     adapter = plan.evaluation.target.api_endpoint.adapter_config
     if adapter.enabled:
         chain = " -> ".join(i.name for i in adapter.interceptors if i.enabled)
@@ -87,14 +101,20 @@ def describe(plan: Plan) -> str:
 
 
 def receive_secret_from_stdin() -> None:
-    """If the launcher said so, read the API key from stdin into the variable it names.
+    """If the launcher said so, read secrets from stdin (one line each) into the variables it names.
 
-    The host launcher hands the key over this way so that its value is in no file, no command
-    line and not in ``docker inspect``.
+    The host launcher hands the API key and the Hub token over this way so that their values are in
+    no file, no command line and not in ``docker inspect``.
     """
-    name = os.environ.pop(SECRET_STDIN_VAR, None)
-    if name:
-        os.environ[name] = sys.stdin.readline().rstrip("\n")
+    names = os.environ.pop(SECRET_STDIN_VAR, None)
+    for name in (names or "").split(","):
+        if name.strip():
+            os.environ[name.strip()] = sys.stdin.readline().rstrip("\n")
+
+
+def _secrets(key: str | None) -> list[str]:
+    """Values masked in everything the harness prints or logs: the API key and the Hub token."""
+    return [value for value in (key, os.environ.get(HUB_TOKEN_VAR)) if value]
 
 
 def _api_key_value(evaluation: Evaluation) -> str | None:
@@ -147,6 +167,17 @@ def _adapter(evaluation: Evaluation, output_dir: Path) -> Iterator[Proxy | None]
         yield running
 
 
+def fetch_data(framework: LoadedFramework, plan: Plan, *, log_dir: Path) -> None:
+    """``fetch_data``: only the data step (what ``evals prefetch`` runs in each image)."""
+    if not plan.data_command:
+        print(f"{framework.definition.framework.name} fetches no data ahead of a run: nothing to do", file=sys.stderr)
+        return
+    env = harness_env(os.environ, offline=plan.evaluation.config.offline)
+    check_cache(env, offline=plan.evaluation.config.offline)
+    run_data_step(plan.data_command, log_path=log_dir / "data.log", env=env, secrets=_secrets(None))
+    print(f"data for {plan.evaluation.config.type}: ready", file=sys.stderr)
+
+
 def dump_results(document: ResultsFile) -> str:
     """results.yml text; score stats a harness did not report are left out rather than written as null."""
     data = document.model_dump(mode="json")
@@ -160,14 +191,19 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
     key = _api_key_value(evaluation)
     output_dir = Path(evaluation.config.output_dir)
     prepare_output_dir(output_dir)
-    write_atomic(output_dir / "run_config.yml", dump_yaml(evaluation.model_dump(mode="json")))
+    write_atomic(output_dir / "run_config.yml", dump_yaml(evaluation_data(evaluation)))
     started = datetime.now(UTC)
     clock = time.monotonic()
+    offline = evaluation.config.offline
+    env = harness_env(os.environ, offline=offline)
+    if plan.data_command:
+        check_cache(env, offline=offline)
+        run_data_step(plan.data_command, log_path=output_dir / "logs" / "data.log", env=env, secrets=_secrets(key))
     with _adapter(evaluation, output_dir) as proxy:
         command = render_command(harness_view(evaluation, proxy.origin if proxy else None),
                                  source=str(framework.path))
-        code = run_streaming(command, log_path=output_dir / "logs" / "harness.log", env=os.environ,
-                             secrets=[key] if key else [])
+        code = run_streaming(command, log_path=output_dir / "logs" / "harness.log", env=env,
+                             secrets=_secrets(key))
     usage = proxy.usage() if proxy else None  # after the proxy stopped: with its other processes' totals
     provenance = Provenance(
         runtime_version=__version__, harness=evaluation.framework_name,

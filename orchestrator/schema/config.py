@@ -80,6 +80,9 @@ class ConfigLayer(_Layer):
     )
     required_capabilities: list[str] | None = Field(default=None, description="Endpoint capabilities the task needs.")
     params: ParamsLayer | None = Field(default=None, description="Evaluation parameters.")
+    offline: bool | None = Field(
+        default=None, description="Use only cached and pre-staged data: never reach the Hugging Face Hub or the "
+                                  "harness's data URLs (same as --offline).")
 
 
 class ApiEndpointLayer(_Layer):
@@ -122,6 +125,10 @@ class DefaultsLayer(RunConfigLayer):
     """Framework or task defaults: a run config that may also carry the command template."""
 
     command: str | None = Field(default=None, description="Jinja template of the harness command.")
+    data_command: str | None = Field(
+        default=None, description="Jinja template of the command that fetches (online) or checks (offline) the "
+                                  "task's data before any request to the model; exit code 2 with one line = data "
+                                  "missing.")
 
 
 # --------------------------------------------------------------------------- resolved run
@@ -149,6 +156,7 @@ class EvaluationConfig(_Resolved):
     supported_endpoint_types: list[EndpointType] = Field(description="Endpoint types the task can evaluate.")
     type: str = Field(description="The task.")
     required_capabilities: list[str] = Field(default_factory=list, description="Endpoint capabilities the task needs.")
+    offline: bool = Field(default=False, description="Use only cached and pre-staged data (no Hub, no data URLs).")
 
 
 class ApiEndpoint(_Resolved):
@@ -175,6 +183,7 @@ class Evaluation(_Resolved):
     """One fully resolved run: what ``--dry_run`` prints as ``Rendered config:``."""
 
     command: str = Field(description="Jinja template of the harness command.")
+    data_command: str | None = Field(default=None, description="Jinja template of the data fetch/check command.")
     framework_name: str = Field(description="Harness (framework) name.")
     pkg_name: str = Field(description="Harness package name.")
     config: EvaluationConfig = Field(description="What to evaluate and how.")

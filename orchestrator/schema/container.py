@@ -11,8 +11,19 @@ RUN_CONFIG_PATH = "/workspace/run_config.yml"
 DATA_DIR = "/data"
 """Where the host mounts pre-staged data (--data_dir, read-only): task YAMLs in tasks/, NLTK data, LMUData."""
 
+CACHE_DIR = "/cache"
+"""Where the host mounts its data cache (read-write, shared by all images and runs): the Hugging Face cache
+(HF_HOME=/cache/huggingface), NLTK data (/cache/nltk_data) and whatever else a harness downloads."""
+
 SECRET_STDIN_VAR = "EVALS_SECRET_STDIN"
-"""Names the variable whose value the runtime reads from its stdin (so the value is never in the container's config)."""
+"""Comma-separated NAMES of the variables whose values the runtime reads from its stdin, one line each, in that
+order (so no value is ever in the container's config)."""
+
+HUB_TOKEN_VAR = "HF_TOKEN"
+"""The Hugging Face Hub token's variable: forwarded by name (on stdin) when it is set on the host."""
+
+FORWARDED_ENV = ("HF_ENDPOINT",)
+"""Non-secret variables passed to the container with their values when set on the host (a Hub mirror)."""
 
 LABEL_HARNESS = "evals.harness"
 LABEL_HARNESS_VERSION = "evals.harness.version"

@@ -53,3 +53,10 @@ class ResultsParseError(EvalsError):
     """The harness finished but its output files could not be read into results."""
 
     exit_code = 1
+
+
+class DataError(InputError):
+    """A task's data cannot be had (not in the cache when offline, gated without a token, not found).
+
+    Raised before any request reaches the model; the message names the dataset and how to fetch it.
+    """

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from orchestrator.schema.config import RunConfigLayer
 from orchestrator.schema.framework import FrameworkDefinition
+from orchestrator.schema.manifest import PrefetchManifest
 from orchestrator.schema.record import RunRecord
 from orchestrator.schema.results import ResultsFile
 from orchestrator.schema.slurm import SlurmConfig
@@ -26,6 +27,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "results.schema.json": ResultsFile,
     "slurm_config.schema.json": SlurmConfig,
     "run_record.schema.json": RunRecord,
+    "prefetch_manifest.schema.json": PrefetchManifest,
 }
 
 

@@ -9,9 +9,9 @@ so a run can be resumed exactly as it started.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.schema.config import EnvVarName
 from orchestrator.schema.slurm import SlurmConfig
@@ -46,8 +46,21 @@ class ContainerRecord(_Strict):
     args: list[str] = Field(description="Arguments to the entry point (run_eval ...).")
     network_host: bool = Field(default=False, description="Host networking (an endpoint on localhost).")
     mounts: list[MountRecord] = Field(default_factory=list, description="Bind mounts.")
-    secret_env: EnvVarName | None = Field(
-        default=None, description="NAME of the variable whose value the container reads from stdin.")
+    secret_envs: list[EnvVarName] = Field(
+        default_factory=list, description="NAMES of the variables whose values the container reads from stdin, "
+                                          "one line each (the API key's, the Hub token's).")
+    environment: dict[str, str] = Field(default_factory=dict,
+                                        description="Non-secret variables set in the container (HF_ENDPOINT).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_secret(cls, data: Any) -> Any:
+        """Records written before the Hub token was forwarded name one variable as ``secret_env``."""
+        if isinstance(data, dict) and "secret_env" in data:
+            data = dict(data)
+            old = data.pop("secret_env")
+            data.setdefault("secret_envs", [old] if old else [])
+        return data
     labels: dict[str, str] = Field(default_factory=dict, description="Container labels (evals.run.*).")
 
 

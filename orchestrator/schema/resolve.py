@@ -42,6 +42,8 @@ class RunRequest:
     output_dir: str | None = None
     run_config: Path | None = None
     overrides: str | None = None
+    offline: bool = False
+    """``--offline``: a flag without a value; sets ``config.offline`` (false leaves lower layers' value)."""
 
     def flag_values(self) -> dict[str, str | None]:
         """Explicit flags by their command-line names."""
@@ -61,6 +63,8 @@ def _flags_layer(request: RunRequest) -> RunConfigLayer:
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
+    if request.offline:
+        data.setdefault("config", {})["offline"] = True
     try:
         return RunConfigLayer.model_validate(data)
     except ValidationError as err:

@@ -74,7 +74,7 @@ def test_secret_is_not_in_docker_inspect_and_container_is_removed(lm_eval_image:
               f"{endpoint.url}/v1/chat/completions", "--model_type", "chat", "--api_key_name", "INSPECT_KEY",
               "--output_dir", RESULTS_DIR, "--overrides", "config.params.limit_samples=1"],
         mounts=[Mount(source=tmp_path, target=RESULTS_DIR), Mount(source=DATA, target="/data", read_only=True)],
-        secret_env="INSPECT_KEY", labels={"evals.run.id": "inspect-test"},
+        secret_envs=["INSPECT_KEY"], labels={"evals.run.id": "inspect-test"},
     )
     assert DockerLauncher(engine).run(spec, output=output) == 0
     assert seen and "INSPECT_KEY" in seen[0] and secret not in seen[0]

@@ -24,7 +24,7 @@ def task(index: int, name: str, *, key: str | None = "MY_KEY", overrides: str = 
         args += ["--api_key_name", key]
     container = ContainerRecord(
         image="evals/lm-eval:latest", entrypoint="core_evals_lm_eval", args=[*args, "--overrides", overrides],
-        network_host=True, secret_env=key,
+        network_host=True, secret_envs=[key] if key else [],
         mounts=[MountRecord(source=output_dir, target="/workspace/results"),
                 MountRecord(source="/shared/data", target="/data", read_only=True)],
         labels={"evals.run.id": RUN_ID, "evals.run.harness": "lm-eval", "evals.run.task": name},

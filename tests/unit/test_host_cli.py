@@ -92,7 +92,7 @@ def test_api_key_is_forwarded_by_name_only(fake: FakeLauncher, tmp_path: Path,
     code, _, err = evals(*run_args(tmp_path / "out", "--api_key_name", "MY_KEY"))
     assert code == 0, err
     spec = fake.launched[0]
-    assert spec.secret_env == "MY_KEY"
+    assert spec.secret_envs == ["MY_KEY"]
     assert "sk-secret-value-123" not in repr(spec)
 
 

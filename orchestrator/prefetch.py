@@ -1,0 +1,239 @@
+"""``evals prefetch``: everything some tasks need, fetched once on a connected machine, carried to one without.
+
+Each task's image fetches its own data (``core_evals_<harness> fetch_data``) into ``DIR/cache``, exactly where
+and how the harness will look for it; ``--images`` adds ``docker save`` archives. ``manifest.json`` records
+the sha256 of every file; ``evals prefetch --verify DIR`` checks them; ``evals run --offline --data DIR``
+mounts ``DIR/cache`` read-only. The directory is written under a temporary name and renamed at the end, so
+it is complete or absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from orchestrator import __version__
+from orchestrator.catalog import HarnessImage
+from orchestrator.datacache import data_access
+from orchestrator.launch import is_local
+from orchestrator.launchers import Launcher, LaunchSpec, Mount, Output
+from orchestrator.schema.container import RUN_CONFIG_PATH
+from orchestrator.schema.errors import EvalsError, HarnessError, InputError
+from orchestrator.schema.loading import validate
+from orchestrator.schema.manifest import (
+    CACHE_SUBDIR,
+    IMAGES_SUBDIR,
+    MANIFEST_NAME,
+    FileEntry,
+    PrefetchedImage,
+    PrefetchedTask,
+    PrefetchManifest,
+)
+
+Saver = Callable[[str, Path], str]
+"""Saves an image into a file, returns its id (docker save)."""
+IdOf = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class PrefetchItem:
+    """One task to prefetch: its image and how to ask for it."""
+
+    image: HarnessImage
+    eval_type: str
+    run_config: Path | None = None
+    overrides: str | None = None
+
+    @property
+    def task(self) -> str:
+        """The task id (checked against the image's framework: an unknown task is bad input)."""
+        return self.image.framework.find_task(self.eval_type).type
+
+
+def _target(directory: Path) -> Path:
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise InputError(f"{directory} already exists and is not empty",
+                         hint="prefetch into a new directory (it is written whole or not at all)")
+    parent = directory.resolve().parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise InputError(f"cannot create {directory}: {parent} is not a writable directory",
+                         hint="pick a directory you can write to")
+    return directory.resolve()
+
+
+def _fetch_spec(item: PrefetchItem, cache: Path, *, name: str, network: str) -> LaunchSpec:
+    access = data_access(cache_dir=cache, prefetched_cache=None, offline=False)
+    access.prepare()
+    args = ["fetch_data", "--eval_type", item.eval_type]
+    mounts = [access.mount]
+    if item.run_config is not None:
+        args += ["--run_config", RUN_CONFIG_PATH]
+        mounts.append(Mount(source=item.run_config.resolve(), target=RUN_CONFIG_PATH, read_only=True))
+    if item.overrides:
+        args += ["--overrides", item.overrides]
+    hub = access.environment.get("HF_ENDPOINT", "")
+    return LaunchSpec(image=item.image.image, args=args, name=name, user=f"{os.getuid()}:{os.getgid()}",
+                      network_host=network == "host" or (network == "auto" and bool(hub) and is_local(hub)),
+                      mounts=mounts, environment=access.environment, secret_envs=access.secret_envs,
+                      labels={"evals.prefetch": name})
+
+
+class _LastLine:
+    """Passes output on and keeps its last line (a data step's one-line reason)."""
+
+    def __init__(self, output: Output) -> None:
+        self._output = output
+        self._tail = b""
+
+    def __call__(self, chunk: bytes) -> None:
+        self._output(chunk)
+        self._tail = (self._tail + chunk)[-4096:]
+
+    @property
+    def line(self) -> str:
+        lines = [line for line in self._tail.decode("utf-8", "replace").splitlines() if line.strip()]
+        return lines[-1].strip() if lines else ""
+
+
+def prefetch(items: list[PrefetchItem], directory: Path, *, launcher: Launcher, output: Output,
+             save: Saver | None, id_of: IdOf, network: str = "auto",
+             report: Callable[[str], None] = print) -> PrefetchManifest:
+    """Fetch every item's data (and, with ``save``, its image) into ``directory``; returns the manifest."""
+    tasks = [(item, item.task) for item in items]  # unknown tasks fail here, before anything is written
+    target = _target(directory)
+    partial = target.parent / f".{target.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        (partial / CACHE_SUBDIR).mkdir(parents=True)
+        fetched = []
+        for index, (item, task) in enumerate(tasks):
+            report(f"prefetch {index + 1}/{len(tasks)}: {item.image.harness}.{task} with {item.image.image}")
+            spec = _fetch_spec(item, (partial / CACHE_SUBDIR), name=f"evals-prefetch-{os.getpid()}-{index}",
+                               network=network)
+            tail = _LastLine(output)
+            code = launcher.run(spec, output=tail)
+            if code == 2:
+                reason = tail.line.split(": error: ", 1)[-1]
+                raise InputError(f"cannot prefetch {item.image.harness}.{task}: {reason}")
+            if code != 0:
+                raise HarnessError(f"fetching the data of {item.image.harness}.{task} failed (exit code {code})",
+                                   exit_code=code, hint="see the output above")
+            fetched.append(PrefetchedTask(harness=item.image.harness, task=task, image=item.image.image,
+                                          image_id=id_of(item.image.image)))
+        images = []
+        if save is not None:
+            (partial / IMAGES_SUBDIR).mkdir()
+            for name in dict.fromkeys(item.image.image for item in items):
+                file = f"{IMAGES_SUBDIR}/{name.replace('/', '_').replace(':', '_')}.tar"
+                report(f"saving image {name} -> {file}")
+                saved = save(name, partial / file)
+                images.append(PrefetchedImage(image=name, image_id=saved, file=file, format="docker-archive"))
+        report("hashing files")
+        files, links = scan(partial)
+        manifest = PrefetchManifest(created_at=datetime.now(UTC), evals_version=__version__,
+                                    hf_endpoint=os.environ.get("HF_ENDPOINT") or "https://huggingface.co",
+                                    tasks=fetched, images=images, files=files, links=links)
+        (partial / MANIFEST_NAME).write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        if target.exists():
+            target.rmdir()
+        partial.rename(target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for folder, dirs, names in os.walk(root):
+        dirs.sort()
+        for name in sorted(names):
+            path = Path(folder) / name
+            if path.relative_to(root).as_posix() != MANIFEST_NAME:
+                yield path
+
+
+def _digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def scan(root: Path) -> tuple[dict[str, FileEntry], dict[str, str]]:
+    """Every regular file's size and sha256, and every symlink's target, by path relative to ``root``."""
+    files: dict[str, FileEntry] = {}
+    links: dict[str, str] = {}
+    for path in _walk(root):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            links[rel] = os.readlink(path)
+        elif path.is_file():
+            files[rel] = FileEntry(size=path.stat().st_size, sha256=_digest(path))
+    return files, links
+
+
+def read_manifest(directory: Path) -> PrefetchManifest:
+    """The manifest of a prefetched directory; a missing or invalid one is bad input."""
+    path = directory / MANIFEST_NAME
+    if not directory.is_dir():
+        raise InputError(f"{directory} is not a directory", hint="pass a directory written by `evals prefetch --to`")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        raise InputError(f"{directory} has no {MANIFEST_NAME}: it was not written by `evals prefetch`",
+                         hint="prefetch with `evals prefetch --eval_type TASK --to DIR`") from None
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        raise InputError(f"{path}: not JSON ({err})", hint="prefetch the directory again") from None
+    try:
+        return validate(PrefetchManifest, data, source=str(path))
+    except EvalsError as err:
+        raise InputError(f"{path}: invalid manifest: {err}", hint="prefetch the directory again") from None
+
+
+def verify(directory: Path, *, full: bool = True) -> PrefetchManifest:
+    """Check every file against the manifest (``full``: sha256; else sizes only); the first mismatch is bad input."""
+    manifest = read_manifest(directory)
+    for rel, entry in manifest.files.items():
+        path = directory / rel
+        if not path.is_file() or path.is_symlink():
+            raise InputError(f"{path} is missing (listed in {MANIFEST_NAME})", hint="prefetch the directory again")
+        size = path.stat().st_size
+        if size != entry.size:
+            raise InputError(f"{path} has {size} bytes, the manifest says {entry.size}",
+                             hint="the copy is damaged or was changed: copy or prefetch it again")
+        if full and _digest(path) != entry.sha256:
+            raise InputError(f"{path}: sha256 does not match the manifest",
+                             hint="the copy is damaged or was changed: copy or prefetch it again")
+    for rel, link in manifest.links.items():
+        path = directory / rel
+        if not path.is_symlink() or os.readlink(path) != link or not path.exists():
+            raise InputError(f"{path} is not the link to {link} the manifest lists",
+                             hint="copy the directory with its symlinks (cp -a, rsync -a, tar)")
+    return manifest
+
+
+def read_prefetched(directory: Path) -> Path:
+    """The cache of a prefetched directory (sizes checked against the manifest; ``--verify`` checks digests)."""
+    verify(directory, full=False)
+    return (directory / CACHE_SUBDIR).resolve()
+
+
+def open_prefetched(directory: Path, tasks: list[tuple[str, str]]) -> Path:
+    """For ``evals run --data DIR``: every task must be in the directory; returns its cache."""
+    manifest = read_manifest(directory)
+    have = {(t.harness, t.task) for t in manifest.tasks}
+    for harness, task in tasks:
+        if (harness, task) not in have:
+            listed = ", ".join(f"{t.harness}.{t.task}" for t in manifest.tasks) or "none"
+            raise InputError(f"{directory} holds no data for {harness}.{task} (it holds: {listed})",
+                             hint=f"prefetch it: evals prefetch --eval_type {task} --to NEW_DIR")
+    return (directory / CACHE_SUBDIR).resolve()
