@@ -51,12 +51,13 @@ say "endpoint healthy, serving $MODEL"
 
 rm -rf "$OUT/humaneval" "$OUT/ifbench"
 say "HumanEval pass@1 on $LIMIT problems (completions endpoint, lm-eval image)"
-"$EVALS" run --eval_type humaneval_offline --model_type completions --model_id "$MODEL" \
+# --offline: both tasks' data ships in the image, so the demo needs no network at all.
+"$EVALS" run --offline --eval_type humaneval_offline --model_type completions --model_id "$MODEL" \
     --model_url "http://127.0.0.1:$PORT/v1/completions" --output_dir "$OUT/humaneval" \
     --overrides "config.params.limit_samples=$LIMIT,config.params.parallelism=2,config.params.max_new_tokens=256"
 
 say "IFBench instruction following on $LIMIT prompts (chat endpoint, lm-eval image)"
-"$EVALS" run --eval_type ifbench --model_type chat --model_id "$MODEL" \
+"$EVALS" run --offline --eval_type ifbench --model_type chat --model_id "$MODEL" \
     --model_url "http://127.0.0.1:$PORT/v1/chat/completions" --output_dir "$OUT/ifbench" \
     --overrides "config.params.limit_samples=$LIMIT,config.params.parallelism=2,config.params.max_new_tokens=256"
 

@@ -12,6 +12,7 @@ Exit codes: 0 ready; 2 data missing or unknown task, with a last line
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -45,10 +46,8 @@ def nltk_download_dir() -> None:
     """NLTK downloads into the first writable directory of NLTK_DATA: make the cache's one exist."""
     first = os.environ.get("NLTK_DATA", "").split(os.pathsep)[0]
     if first:
-        try:
+        with contextlib.suppress(OSError):
             Path(first).mkdir(parents=True, exist_ok=True)
-        except OSError:
-            pass
 
 
 def describe(kwargs: dict[str, Any]) -> str:
@@ -85,7 +84,7 @@ def classify(err: BaseException, what: str, *, offline: bool, fetch: str) -> tup
             "--offline --data DIR")
 
 
-class _LoadFailed(Exception):
+class _LoadFailedError(Exception):
     def __init__(self, what: str, cause: BaseException) -> None:
         super().__init__(what)
         self.what = what
@@ -94,7 +93,7 @@ class _LoadFailed(Exception):
 
 def watch_loads() -> None:
     """Wrap datasets.load_dataset so a failure names the dataset lm-eval asked for."""
-    import datasets
+    import datasets  # noqa: PLC0415 (the harness's library; this file is also imported by unit tests without it)
 
     original: Callable[..., Any] = datasets.load_dataset
 
@@ -107,7 +106,7 @@ def watch_loads() -> None:
         try:
             return original(**kwargs)
         except Exception as err:
-            raise _LoadFailed(what, err) from err
+            raise _LoadFailedError(what, err) from err
 
     datasets.load_dataset = load_dataset
 
@@ -124,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     nltk_download_dir()
     watch_loads()
 
-    from lm_eval.tasks import TaskManager, get_task_dict
+    from lm_eval.tasks import TaskManager, get_task_dict  # noqa: PLC0415 (after load_dataset is wrapped)
 
     paths = [p for p in args.include_path if Path(p).is_dir()]
     manager = TaskManager(include_path=paths or None)
@@ -136,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
              "or pre-stage the task YAML under --data_dir DIR/tasks")
     try:
         loaded = get_task_dict(names, manager)
-    except _LoadFailed as failed:
+    except _LoadFailedError as failed:
         message, hint = classify(failed.cause, failed.what, offline=offline, fetch=fetch)
         fail(message, hint)
     count = len(loaded)
