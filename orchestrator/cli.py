@@ -120,7 +120,7 @@ def run(
                                                    help="data cache shared by all runs (default $EVALS_CACHE_DIR or "
                                                         "~/.cache/evals)")] = None,
     data: Annotated[Path | None, typer.Option("--data", help="a directory written by `evals prefetch` (implies "
-                                                             "--offline; mounted read-only)")] = None,
+                                                             "--offline)")] = None,
     network: Annotated[str, typer.Option("--network", help="auto (host for a localhost endpoint), host, default",
                                          click_type=click.Choice(["auto", "host", "default"]))] = "auto",
     skip_preflight: Annotated[bool, typer.Option("--skip-preflight", help="do not check the endpoint")] = False,

@@ -46,15 +46,18 @@ class DataAccess:
     offline: bool
 
     def prepare(self) -> None:
-        """Before a container starts: a writable cache exists (a prefetched one is mounted read-only as it is)."""
-        if not self.mount.read_only:
-            ensure_writable(self.mount.source)
+        """Before a container starts: the cache exists and is writable."""
+        ensure_writable(self.mount.source)
 
 
 def data_access(*, cache_dir: Path | None, prefetched_cache: Path | None, offline: bool) -> DataAccess:
-    """The cache (or a prefetched cache: read-only, offline) and the Hub variables set on the host."""
+    """The cache (or a prefetched cache, offline) and the Hub variables set on the host.
+
+    A prefetched cache is mounted read-write: ``datasets`` takes file locks next to the data even offline
+    (measured: a read-only mount fails with EROFS on ``*.lock``). Only lock files appear; the data files and
+    the manifest do not change, so ``evals prefetch --verify`` still passes after a run."""
     if prefetched_cache is not None:
-        mount = Mount(source=prefetched_cache, target=CACHE_DIR, read_only=True)
+        mount = Mount(source=prefetched_cache, target=CACHE_DIR)
         offline = True
     else:
         mount = Mount(source=(cache_dir or default_cache_dir()).expanduser().resolve(), target=CACHE_DIR)

@@ -3,7 +3,7 @@
 Each task's image fetches its own data (``core_evals_<harness> fetch_data``) into ``DIR/cache``, exactly where
 and how the harness will look for it; ``--images`` adds ``docker save`` archives. ``manifest.json`` records
 the sha256 of every file; ``evals prefetch --verify DIR`` checks them; ``evals run --offline --data DIR``
-mounts ``DIR/cache`` read-only. The directory is written under a temporary name and renamed at the end, so
+mounts ``DIR/cache`` as the cache. The directory is written under a temporary name and renamed at the end, so
 it is complete or absent.
 """
 

@@ -72,6 +72,9 @@ def classify(err: BaseException, what: str, *, offline: bool, fetch: str) -> tup
         return (f"{what} is gated on the Hub ({token})",
                 f"accept its terms at {endpoint}/datasets/{what.split()[1]} and export HF_TOKEN=<a token with "
                 "access>; evals forwards it to the container by name")
+    if isinstance(err, OSError) and not isinstance(err, ConnectionError) and err.errno is not None:
+        return (f"{what}: cannot use the cache ({type(err).__name__}: {text[:200]})",
+                "the cache must be writable by the container's user (the libraries write lock files)")
     if offline or "OfflineModeIsEnabled" in text or "offline" in text.lower():
         return (f"{what} is not in the cache and this run is offline",
                 f"on a connected machine run `{fetch}`, then run with --offline --data DIR "
