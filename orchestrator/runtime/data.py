@@ -27,6 +27,7 @@ OFFLINE_ENV = {
     "HF_DATASETS_OFFLINE": "1",
     "HF_EVALUATE_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
+    "HF_UPDATE_DOWNLOAD_COUNTS": "0",
     "EVALS_OFFLINE": "1",
 }
 """What --offline sets for the harness: the Hugging Face libraries' own offline switches, and ours."""

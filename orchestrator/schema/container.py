@@ -22,8 +22,9 @@ order (so no value is ever in the container's config)."""
 HUB_TOKEN_VAR = "HF_TOKEN"
 """The Hugging Face Hub token's variable: forwarded by name (on stdin) when it is set on the host."""
 
-FORWARDED_ENV = ("HF_ENDPOINT",)
-"""Non-secret variables passed to the container with their values when set on the host (a Hub mirror)."""
+FORWARDED_ENV = ("HF_ENDPOINT", "HF_UPDATE_DOWNLOAD_COUNTS")
+"""Non-secret variables passed to the container with their values when set on the host: a Hub mirror, and the
+switch of the download counts ``datasets``/``evaluate`` otherwise report to s3.amazonaws.com on every load."""
 
 LABEL_HARNESS = "evals.harness"
 LABEL_HARNESS_VERSION = "evals.harness.version"

@@ -61,8 +61,9 @@ def gated_repo(repo: Repository, *, authenticated: bool) -> HubError:
     if not authenticated:
         message = f"Access to {what} is restricted. You must have access to it and be authenticated to access it."
         return HubError(401, message + " Please log in.", code="GatedRepo")
-    message = f"Access to {what} is restricted and you are not in the authorized list."
-    return HubError(403, message + f" Visit https://huggingface.co/{repo.type}s/{repo.id} to ask for access.", code="GatedRepo")
+    page = f"https://huggingface.co/{repo.type}s/{repo.id}"
+    message = f"Access to {what} is restricted and you are not in the authorized list. Visit {page} to ask for access."
+    return HubError(403, message, code="GatedRepo")
 
 
 def unknown_route() -> HubError:

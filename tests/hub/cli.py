@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.gated and not token:
         parser.error("--gated needs --token-env naming a set, non-empty environment variable")
     if args.build:
-        from tests.hub.repos import build  # needs pyarrow; only then
+        from tests.hub.repos import build  # noqa: PLC0415 - needs pyarrow, so only with --build
 
         build(args.root)
     stop = threading.Event()

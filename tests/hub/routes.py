@@ -6,6 +6,7 @@ Served, for ``<type>s`` = ``models``, ``datasets`` or ``spaces`` and a repositor
 - ``GET /api/<type>s/<id>/tree/<rev>[/<path>]`` (``recursive``, ``expand``): a directory listing
 - ``POST /api/<type>s/<id>/paths-info/<rev>`` (form or JSON ``paths``, ``expand``): those paths' entries
 - ``GET|HEAD /[datasets/|spaces/]<id>/resolve/<rev>/<path>``: the file, with ``Range`` support
+- ``GET /api/agent-harnesses``: an empty registry (huggingface_hub >= 2 asks for it once a day)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from urllib.parse import parse_qs, unquote
 
 from tests.hub import answers
 from tests.hub.answers import HubError
-from tests.hub.layout import TYPE_DIRS, RepoFile, RepoType, Repository
+from tests.hub.layout import TYPE_DIRS, RepoFile, Repository, RepoType
 
 TEXT_SUFFIXES = (".md", ".py", ".csv", ".json", ".jsonl", ".txt", ".yaml", ".yml", ".gitattributes")
 API_TYPES: Mapping[str, RepoType] = {directory: repo_type for repo_type, directory in TYPE_DIRS.items()}
@@ -66,6 +67,8 @@ def answer(settings: Settings, request: Request) -> Reply:
 
 def _route(settings: Settings, request: Request) -> Reply:
     segments = request.path.split("/")[1:]
+    if request.path == "/api/agent-harnesses" and request.method == "GET":
+        return _json({"standardEnvVars": [], "harnesses": {}})  # huggingface_hub's agent detection: none
     if len(segments) >= 3 and segments[0] == "api" and segments[1] in API_TYPES:
         return _api(settings, request, API_TYPES[segments[1]], segments[2:])
     if segments and segments[0] in ("datasets", "spaces") and "resolve" in segments[2:4]:
@@ -115,8 +118,9 @@ def _resolve(settings: Settings, request: Request, repo_type: RepoType, segments
 
 def _file_reply(repo: Repository, file: RepoFile, range_header: str | None) -> Reply:
     data = file.location.read_bytes()
+    text = file.path.endswith(TEXT_SUFFIXES)
     headers = {
-        "Content-Type": "text/plain; charset=utf-8" if file.path.endswith(TEXT_SUFFIXES) else "application/octet-stream",
+        "Content-Type": "text/plain; charset=utf-8" if text else "application/octet-stream",
         "ETag": f'"{file.etag}"',
         "X-Repo-Commit": repo.sha,
         "Accept-Ranges": "bytes",

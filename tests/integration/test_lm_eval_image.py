@@ -112,8 +112,8 @@ def test_arc_challenge_loglikelihood_through_completions(lm_eval_image: str, end
 
 
 def test_humaneval_runs_offline_on_shipped_data(lm_eval_image: str, endpoint: EndpointServer, tmp_path: Path) -> None:
-    finished = run_image(lm_eval_image, eval_args("humaneval_offline", endpoint, "completions",
-                                                  "config.params.limit_samples=2"), output_dir=tmp_path)
+    finished = run_image(lm_eval_image, [*eval_args("humaneval_offline", endpoint, "completions",
+                                                    "config.params.limit_samples=2"), "--offline"], output_dir=tmp_path)
     assert finished.exit_code == 0, finished.logs
     results = results_of(tmp_path)
     metric = results.results.tasks["humaneval_offline"].metrics["pass@1__create_test"]
@@ -135,8 +135,8 @@ def test_bad_input_in_container_is_exit_2(lm_eval_image: str, tmp_path: Path) ->
 
 
 def test_ifbench_runs_offline_through_chat(lm_eval_image: str, endpoint: EndpointServer, tmp_path: Path) -> None:
-    finished = run_image(lm_eval_image, eval_args("ifbench", endpoint, "chat", "config.params.limit_samples=2"),
-                         output_dir=tmp_path)
+    finished = run_image(lm_eval_image, [*eval_args("ifbench", endpoint, "chat", "config.params.limit_samples=2"),
+                                         "--offline"], output_dir=tmp_path)
     assert finished.exit_code == 0, finished.logs
     metrics = results_of(tmp_path).results.tasks["ifbench"].metrics
     strict = metrics["prompt_level_strict_acc"].scores["prompt_level_strict_acc"]

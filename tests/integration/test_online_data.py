@@ -27,6 +27,9 @@ from tests.integration.expected import gsm8k_flexible, mmlu_acc
 from tests.integration.test_evals_cli import evals
 
 TOKEN = "hf_test_gated_token_4242"
+QUIET = {"HF_UPDATE_DOWNLOAD_COUNTS": "0"}
+"""datasets and evaluate report download counts to s3.amazonaws.com unless told not to: these machines reach only
+loopback (the variable is forwarded to the container like HF_ENDPOINT)."""
 GATED = "Idavidrein/gpqa"
 
 
@@ -60,7 +63,7 @@ def gsm8k_run(endpoint: EndpointServer, out: Path, *extra: str, env: dict[str, s
 
 def test_online_run_fetches_from_the_hub_then_prefetch_carries_it_offline(
         lm_eval_image: str, hub: HubServer, endpoint: EndpointServer, tmp_path: Path) -> None:
-    env = {"HF_ENDPOINT": hub.url, "EVALS_CACHE_DIR": str(tmp_path / "cache"), "HF_TOKEN": ""}
+    env = {"HF_ENDPOINT": hub.url, "EVALS_CACHE_DIR": str(tmp_path / "cache"), "HF_TOKEN": "", **QUIET}
     online = gsm8k_run(endpoint, tmp_path / "online", env=env)
     expected = gsm8k_flexible(5)
     assert online["exact_match__flexible-extract"] == pytest.approx(expected)
@@ -121,6 +124,7 @@ def test_gated_dataset_needs_the_token_which_stays_out_of_files_and_inspect(
         lm_eval_image: str, hub: HubServer, engine: docker.DockerClient, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_UPDATE_DOWNLOAD_COUNTS", "0")
     monkeypatch.delenv("HF_TOKEN", raising=False)
     image = from_labels(lm_eval_image, image_labels(engine, lm_eval_image))
     item = PrefetchItem(image=image, eval_type="gpqa_diamond_zeroshot")

@@ -342,6 +342,7 @@ def test_end_to_end_lm_eval_image_on_the_embedded_model(reference: Reference, lm
         "run_eval", "--eval_type", "humaneval_offline", "--model_id", MODEL,
         "--model_url", f"{reference.url}/v1/completions", "--model_type", "completions",
         "--output_dir", RESULTS_DIR, "--overrides", "config.params.limit_samples=2,config.params.max_new_tokens=96",
+        "--offline",
     ], output_dir=tmp_path)
     assert finished.exit_code == 0, finished.logs
     results = ResultsFile.model_validate(yaml.safe_load((tmp_path / "results.yml").read_text()))

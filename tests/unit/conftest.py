@@ -20,6 +20,6 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """$EVALS_CACHE_DIR for this test; no Hub variables from the caller's shell."""
     path = tmp_path / "evals-cache"
     monkeypatch.setenv("EVALS_CACHE_DIR", str(path))
-    for name in ("HF_TOKEN", "HF_ENDPOINT"):
+    for name in ("HF_TOKEN", "HF_ENDPOINT", "HF_UPDATE_DOWNLOAD_COUNTS"):
         monkeypatch.delenv(name, raising=False)
     return path
