@@ -168,10 +168,12 @@ def test_cancel_stops_the_job_and_leaves_no_container(cluster: str, engine: dock
 
 def test_failing_task_reports_the_log_tail(cluster: str, endpoint: EndpointServer,
                                            env: dict[str, str], tmp_path: Path) -> None:
-    # gsm8k_sample's task YAML is in the data dir, which this run does not mount: lm-eval fails.
+    # gsm8k_sample's task YAML is in the data dir, which this run does not mount: the image's data step finds
+    # that lm-eval has no such task before any request (bad input, exit 2) and says so in one line.
     result = evals(env, *run_args(endpoint.url, ["lm-eval.gsm8k_sample"], tmp_path / "shared", data=False,
                                   overrides="config.params.limit_samples=2"), "--wait")
-    assert result.returncode not in (0, 2), result.stderr
+    assert result.returncode == 2, result.stderr
+    assert "lm-eval has no task gsm8k_sample" in result.stderr
     assert "task 0 (lm-eval.gsm8k_sample) failed" in result.stderr
     assert "lines of" in result.stderr and "  | " in result.stderr
     assert "gsm8k_sample" in result.stderr.split("lines of", 1)[1]
