@@ -2,19 +2,33 @@
 
 Harnesses download into it (the Hugging Face cache, NLTK data, ...) through the mount at ``/cache``, so nothing
 is downloaded twice. Default: ``$EVALS_CACHE_DIR``, else ``$XDG_CACHE_HOME/evals``, else ``~/.cache/evals``
-(on a cluster, put it on storage the compute nodes share). The Hub token travels by name like the API key.
+(on a cluster, put it on storage the compute nodes share). The Hub token and proxy URLs travel by name like the
+API key.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from orchestrator.launchers import Mount
-from orchestrator.schema.container import CACHE_DIR, FORWARDED_ENV, HUB_TOKEN_VAR
+from orchestrator.schema.container import CACHE_DIR, FORWARDED_ENV, HUB_TOKEN_VAR, PROXY_VARS
 from orchestrator.schema.errors import InputError
+
+
+def is_local(url: str) -> bool:
+    """Whether a URL is on this machine (a container reaches it only with host networking)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def default_cache_dir() -> Path:
@@ -44,6 +58,8 @@ class DataAccess:
     environment: dict[str, str]
     secret_envs: list[str]
     offline: bool
+    loopback: bool = False
+    """Whether a Hub, mirror or proxy it forwards is on loopback (then the container needs host networking)."""
 
     def prepare(self) -> None:
         """Before a container starts: the cache exists and is writable."""
@@ -51,7 +67,7 @@ class DataAccess:
 
 
 def data_access(*, cache_dir: Path | None, prefetched_cache: Path | None, offline: bool) -> DataAccess:
-    """The cache (or a prefetched cache, offline) and the Hub variables set on the host.
+    """The cache (or a prefetched cache, offline), and the Hub, mirror and proxy variables set on the host.
 
     A prefetched cache is mounted read-write: ``datasets`` takes file locks next to the data even offline
     (measured: a read-only mount fails with EROFS on ``*.lock``). Only lock files appear; the data files and
@@ -62,5 +78,8 @@ def data_access(*, cache_dir: Path | None, prefetched_cache: Path | None, offlin
     else:
         mount = Mount(source=(cache_dir or default_cache_dir()).expanduser().resolve(), target=CACHE_DIR)
     environment = {name: os.environ[name] for name in FORWARDED_ENV if os.environ.get(name)}
-    secrets = [HUB_TOKEN_VAR] if os.environ.get(HUB_TOKEN_VAR) else []
-    return DataAccess(mount=mount, environment=environment, secret_envs=secrets, offline=offline)
+    secrets = [name for name in (HUB_TOKEN_VAR, *PROXY_VARS) if os.environ.get(name)]
+    sources = [environment.get(name, "") for name in ("HF_ENDPOINT", "EVALS_LMUDATA_MIRROR")]
+    sources += [os.environ.get(name, "") for name in PROXY_VARS]
+    loopback = any(is_local(url) for url in sources if url)
+    return DataAccess(mount=mount, environment=environment, secret_envs=secrets, offline=offline, loopback=loopback)

@@ -7,7 +7,6 @@ and ``--dry_run`` shows what the container will run.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import time
@@ -18,7 +17,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from orchestrator.catalog import HarnessImage
-from orchestrator.datacache import DataAccess
+from orchestrator.datacache import DataAccess, is_local
 from orchestrator.launchers import Launcher, LaunchSpec, Mount, Output
 from orchestrator.runtime.run import LoadedFramework, Plan, plan_run, prepare_output_dir
 from orchestrator.schema.container import DATA_DIR, RESULTS_DIR, RUN_CONFIG_PATH, RUN_LABEL_PREFIX
@@ -44,17 +43,6 @@ class ContainerRun:
 def new_run_id() -> str:
     """Sortable, unique enough for one user: time plus pid-derived suffix."""
     return time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid() % 10000:04d}"
-
-
-def is_local(url: str) -> bool:
-    """Whether the endpoint is on this machine (reached with host networking)."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def container_args(request: RunRequest) -> list[str]:
@@ -93,10 +81,10 @@ def plan_container_run(image: HarnessImage, request: RunRequest, *, run_id: str,
             raise InputError(f"--data_dir {data_dir} is not a directory", hint="pass the directory of pre-staged data")
         mounts.append(Mount(source=data_dir.resolve(), target=DATA_DIR, read_only=True))
     key = evaluation.target.api_endpoint.api_key
-    hub = data.environment.get("HF_ENDPOINT", "") if data is not None else ""
     spec = LaunchSpec(
         image=image.image, args=container_args(request), name=f"evals-{run_id}", user=f"{os.getuid()}:{os.getgid()}",
-        network_host=network == "host" or (network == "auto" and (is_local(url) or (bool(hub) and is_local(hub)))),
+        network_host=network == "host"
+        or (network == "auto" and (is_local(url) or (data is not None and data.loopback))),
         mounts=mounts, environment=dict(data.environment) if data is not None else {},
         secret_envs=list(dict.fromkeys(([key] if key else []) + (data.secret_envs if data is not None else []))),
         labels={f"{RUN_LABEL_PREFIX}.id": run_id, f"{RUN_LABEL_PREFIX}.harness": image.harness,

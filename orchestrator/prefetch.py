@@ -21,7 +21,6 @@ from pathlib import Path
 from orchestrator import __version__
 from orchestrator.catalog import HarnessImage
 from orchestrator.datacache import data_access
-from orchestrator.launch import is_local
 from orchestrator.launchers import Launcher, LaunchSpec, Mount, Output
 from orchestrator.schema.container import RUN_CONFIG_PATH
 from orchestrator.schema.errors import EvalsError, HarnessError, InputError
@@ -77,9 +76,8 @@ def _fetch_spec(item: PrefetchItem, cache: Path, *, name: str, network: str) -> 
         mounts.append(Mount(source=item.run_config.resolve(), target=RUN_CONFIG_PATH, read_only=True))
     if item.overrides:
         args += ["--overrides", item.overrides]
-    hub = access.environment.get("HF_ENDPOINT", "")
     return LaunchSpec(image=item.image.image, args=args, name=name, user=f"{os.getuid()}:{os.getgid()}",
-                      network_host=network == "host" or (network == "auto" and bool(hub) and is_local(hub)),
+                      network_host=network == "host" or (network == "auto" and access.loopback),
                       mounts=mounts, environment=access.environment, secret_envs=access.secret_envs,
                       labels={"evals.prefetch": name})
 

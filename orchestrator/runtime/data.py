@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from orchestrator.runtime.execute import run_streaming
-from orchestrator.schema.container import CACHE_DIR
+from orchestrator.schema.container import CACHE_DIR, LOOPBACK_HOSTS, PROXY_VARS
 from orchestrator.schema.errors import DataError, HarnessError, InputError
 
 ERROR_MARK = "evals-data-error: "
@@ -35,10 +35,15 @@ OFFLINE_ENV = {
 
 def harness_env(base: Mapping[str, str], *, offline: bool) -> dict[str, str]:
     """The harness's environment: offline, with the Hugging Face libraries' offline switches set; online,
-    as given (images set none of them, so harnesses fetch what they need)."""
+    as given (images set none of them, so harnesses fetch what they need). With a proxy set, loopback is added
+    to NO_PROXY: the harness reaches the adapter proxy on 127.0.0.1 directly."""
     env = dict(base)
     if offline:
         env.update(OFFLINE_ENV)
+    if any(env.get(name) for name in PROXY_VARS):
+        for name in ("NO_PROXY", "no_proxy"):
+            hosts = [h.strip() for h in env.get(name, "").split(",") if h.strip()]
+            env[name] = ",".join([*hosts, *(h for h in LOOPBACK_HOSTS if h not in hosts)])
     return env
 
 

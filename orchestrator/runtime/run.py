@@ -21,7 +21,7 @@ from orchestrator.runtime.parsers import get_parser
 from orchestrator.runtime.proxy.server import Proxy, ProxyThread
 from orchestrator.runtime.render import render_command
 from orchestrator.schema.config import Evaluation
-from orchestrator.schema.container import HUB_TOKEN_VAR, SECRET_STDIN_VAR
+from orchestrator.schema.container import HUB_TOKEN_VAR, PROXY_VARS, SECRET_STDIN_VAR
 from orchestrator.schema.errors import HarnessError, InputError
 from orchestrator.schema.framework import FrameworkDefinition
 from orchestrator.schema.loading import dump_yaml, load_model
@@ -103,7 +103,7 @@ def describe(plan: Plan) -> str:
 def receive_secret_from_stdin() -> None:
     """If the launcher said so, read secrets from stdin (one line each) into the variables it names.
 
-    The host launcher hands the API key and the Hub token over this way so that their values are in
+    The host launcher hands the API key, the Hub token and proxy URLs over this way so that their values are in
     no file, no command line and not in ``docker inspect``.
     """
     names = os.environ.pop(SECRET_STDIN_VAR, None)
@@ -113,8 +113,13 @@ def receive_secret_from_stdin() -> None:
 
 
 def _secrets(key: str | None) -> list[str]:
-    """Values masked in everything the harness prints or logs: the API key and the Hub token."""
-    return [value for value in (key, os.environ.get(HUB_TOKEN_VAR)) if value]
+    """Values masked in everything the harness prints or logs: the API key, the Hub token and the password part
+    of a proxy URL (``http://user:PASSWORD@proxy:3128``)."""
+    values = [key, os.environ.get(HUB_TOKEN_VAR)]
+    for name in PROXY_VARS:
+        proxy = os.environ.get(name, "")
+        values.append(urlsplit(proxy).password if "@" in proxy else None)
+    return list(dict.fromkeys(value for value in values if value))
 
 
 def _api_key_value(evaluation: Evaluation) -> str | None:

@@ -22,9 +22,17 @@ order (so no value is ever in the container's config)."""
 HUB_TOKEN_VAR = "HF_TOKEN"
 """The Hugging Face Hub token's variable: forwarded by name (on stdin) when it is set on the host."""
 
-FORWARDED_ENV = ("HF_ENDPOINT", "HF_UPDATE_DOWNLOAD_COUNTS")
-"""Non-secret variables passed to the container with their values when set on the host: a Hub mirror, and the
-switch of the download counts ``datasets``/``evaluate`` otherwise report to s3.amazonaws.com on every load."""
+FORWARDED_ENV = ("HF_ENDPOINT", "HF_UPDATE_DOWNLOAD_COUNTS", "EVALS_LMUDATA_MIRROR", "NO_PROXY", "no_proxy")
+"""Non-secret variables passed to the container with their values when set on the host: a Hub mirror, the
+switch of the download counts ``datasets``/``evaluate`` otherwise report to s3.amazonaws.com on every load, a
+mirror of VLMEvalKit's dataset files, and the hosts reached without the proxy."""
+
+PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
+"""A corporate proxy, for harnesses that download data: forwarded by name like a secret when set on the host
+(a proxy URL may hold a user and password)."""
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+"""Always added to NO_PROXY inside the container when a proxy is set: the adapter proxy listens on loopback."""
 
 LABEL_HARNESS = "evals.harness"
 LABEL_HARNESS_VERSION = "evals.harness.version"

@@ -328,14 +328,16 @@ def test_judge_task_without_a_judge_stops_with_exit_2(vlmevalkit_image: str, tmp
     assert list(tmp_path.iterdir()) == []
 
 
-def test_judge_key_variable_must_be_set(vlmevalkit_image: str, tmp_path: Path) -> None:
+def test_judge_key_variable_must_be_set(vlmevalkit_image: str, trap: Trap, tmp_path: Path) -> None:
     judge = '{"model": "j", "url": "http://127.0.0.1:9/v1/chat/completions", "api_key": "UNSET_JUDGE_KEY"}'
     finished = run_image(vlmevalkit_image, [
-        "run_eval", "--eval_type", "mmmu_judge", "--model_id", "M", "--model_url",
+        "run_eval", "--eval_type", "ai2d_judge", "--model_id", "M", "--model_url",
         "http://localhost:8000/v1/chat/completions", "--model_type", "vlm", "--output_dir", RESULTS_DIR,
-        "--overrides", f"config.params.extra.judge={judge}"], output_dir=tmp_path, data_dir=DATA, timeout=120)
+        "--overrides", f"config.params.extra.judge={judge}"], output_dir=tmp_path, data_dir=DATA, timeout=120,
+        env=trap.env())
     assert finished.exit_code == 2
     assert "UNSET_JUDGE_KEY (config.params.extra.judge.api_key) is not set" in finished.logs
+    assert trap.connections == 0
 
 
 def test_judge_key_is_a_variable_name_and_args_may_be_a_json_string() -> None:
@@ -378,19 +380,37 @@ def test_judge_is_any_openai_compatible_endpoint(vlmevalkit_image: str, endpoint
     assert len([r for r in endpoint.requests if r.kind == "inference"]) == 3
 
 
-def test_missing_dataset_stops_at_once_without_download(vlmevalkit_image: str, endpoint: EndpointServer,
-                                                        trap: Trap, tmp_path: Path) -> None:
+def test_missing_dataset_offline_stops_at_once_without_download(vlmevalkit_image: str, endpoint: EndpointServer,
+                                                                trap: Trap, tmp_path: Path) -> None:
     data = tmp_path / "data"
     (data / "LMUData").mkdir(parents=True)
     shutil.copy(DATA / "LMUData" / "OCRBench.tsv", data / "LMUData")
     out = tmp_path / "out"
-    finished = run_image(vlmevalkit_image, eval_args("chartqa", endpoint), output_dir=out, data_dir=data,
-                         env=trap.env(), timeout=180)
+    finished = run_image(vlmevalkit_image, [*eval_args("chartqa", endpoint), "--offline"], output_dir=out,
+                         data_dir=data, env=trap.env(), timeout=180)
     assert finished.exit_code == 2
-    assert f"VLMEvalKit needs ChartQA_TEST.tsv, which is not in the LMUData directory {DATA_DIR}/LMUData" \
-        in finished.logs
-    assert "Stage it as DIR/LMUData/ChartQA_TEST.tsv" in finished.logs
+    assert "VLMEvalKit dataset ChartQA_TEST (ChartQA_TEST.tsv) is neither in the cache /cache/LMUData nor " \
+           f"pre-staged in {DATA_DIR}/LMUData, and this run is offline" in finished.logs
+    assert "stage the file as DIR/LMUData/ChartQA_TEST.tsv and pass --data_dir DIR" in finished.logs
+    assert "Traceback" not in finished.logs
     assert trap.connections == 0
+    assert not (out / "results.yml").exists()
+    assert [r for r in endpoint.requests if r.kind == "inference"] == []
+
+
+def test_missing_dataset_online_is_fetched_from_upstream_and_a_failure_is_one_line(
+        vlmevalkit_image: str, endpoint: EndpointServer, trap: Trap, tmp_path: Path) -> None:
+    """Online, the file is asked of VLMEvalKit's own URL (through the proxy, which here drops every connection:
+    nothing leaves loopback); the failure stops the run before any request to the model."""
+    out = tmp_path / "out"
+    finished = run_image(vlmevalkit_image, eval_args("chartqa", endpoint), output_dir=out, env=trap.env(),
+                         timeout=300)
+    assert finished.exit_code == 2, finished.logs[-3000:]
+    assert "ChartQA_TEST.tsv cannot be fetched from https://opencompass.openxlab.space/utils/VLMEval/" \
+           "ChartQA_TEST.tsv: ConnectionError" in finished.logs
+    assert "set EVALS_LMUDATA_MIRROR to a mirror of https://opencompass.openxlab.space/" in finished.logs
+    assert "Traceback" not in finished.logs
+    assert trap.connections >= 1
     assert not (out / "results.yml").exists()
     assert [r for r in endpoint.requests if r.kind == "inference"] == []
 

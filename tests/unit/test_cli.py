@@ -47,8 +47,10 @@ def test_dry_run_prints_config_then_command_and_writes_nothing(tmp_path: Path, v
     assert result.returncode == 0, result.stderr
     head, _, command = result.stdout.partition("Rendered command:")
     assert head.startswith("Rendered config:")
+    head, _, data_step = head.partition("Data step (")
+    assert "python -m evals_vlmeval.lmudata --dataset OCRBench --class OCRBench --eval_type ocrbench" in data_step
     config = yaml.safe_load(head.removeprefix("Rendered config:"))
-    assert set(config) == {"command", "framework_name", "pkg_name", "config", "target"}
+    assert set(config) == {"command", "data_command", "framework_name", "pkg_name", "config", "target"}
     assert set(config["config"]) >= {"output_dir", "params", "supported_endpoint_types", "type"}
     endpoint = config["target"]["api_endpoint"]
     assert endpoint.pop("adapter_config")["enabled"] is True

@@ -5,8 +5,9 @@ finder on ``sys.meta_path`` that waits for the ``vlmeval`` package; nothing else
 until a program imports ``vlmeval`` (``python -m vlmeval.run`` does, before running ``run.py``). Once the
 package has finished importing, :func:`evals_vlmeval.patches.apply` changes it:
 
-- ``offline``: with ``EVALS_OFFLINE_LMUDATA=1`` (the image's default), pre-staged LMUData files are used as
-  they are, whatever their md5, and nothing is ever downloaded (see :mod:`evals_vlmeval.offline`);
+- ``lmudata``: dataset files come from the pre-staged data (used as they are, whatever their md5) or the
+  cache, into which they are downloaded online; offline nothing is downloaded, and nothing ever goes to
+  hf-mirror.com (see :mod:`evals_vlmeval.lmudata`, also the image's data step);
 - ``fidelity``: with ``img_size: -1`` the endpoint receives each image's original bytes (see
   :mod:`evals_vlmeval.fidelity`);
 - ``judge``: a judge is any OpenAI-compatible endpoint (see :mod:`evals_vlmeval.judge`).

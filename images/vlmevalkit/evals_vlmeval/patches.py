@@ -27,12 +27,10 @@ def rebind(name: str, original: object, replacement: object) -> int:
 
 
 def apply() -> None:
-    """Apply every patch (the offline one only when ``EVALS_OFFLINE_LMUDATA`` is on)."""
-    from evals_vlmeval import fidelity, judge, offline  # noqa: PLC0415 (vlmeval must be importable first)
+    """Apply every patch."""
+    from evals_vlmeval import fidelity, judge, lmudata  # noqa: PLC0415 (vlmeval must be importable first)
 
-    notes = []
-    if offline.enabled():
-        notes.append(offline.apply())
+    notes = [lmudata.apply()]
     notes.append(fidelity.apply())
     notes.append(judge.apply())
     print(f"evals_vlmeval: {'; '.join(notes)}", file=sys.stderr, flush=True)

@@ -94,8 +94,11 @@ class Proxy:
                 "--max-retries", str(self.max_retries), "--process", f"{index}/{self.processes}"]
         child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # stderr: ours
         assert child.stdin is not None
-        child.stdin.write(self._config.model_dump_json().encode() + b"\n")
-        child.stdin.flush()  # stdin stays open: closing it tells the process to stop
+        try:
+            child.stdin.write(self._config.model_dump_json().encode() + b"\n")
+            child.stdin.flush()  # stdin stays open: closing it tells the process to stop
+        except BrokenPipeError:
+            pass  # it died at once: the start check reports it with its exit code
         return child
 
     async def stop(self) -> None:
