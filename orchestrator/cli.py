@@ -34,7 +34,15 @@ from orchestrator.launchers.docker import (
     save_image,
 )
 from orchestrator.launchers.slurm_script import render_batch_script
-from orchestrator.prefetch import PrefetchItem, open_prefetched, prefetch, read_prefetched, verify
+from orchestrator.prefetch import (
+    IMAGE_FORMATS,
+    PrefetchItem,
+    cluster_images,
+    open_prefetched,
+    prefetch,
+    read_prefetched,
+    verify,
+)
 from orchestrator.report import results_table
 from orchestrator.runplan import DEFAULT_RESULTS, new_record, plan_tasks, slurm_details
 from orchestrator.runtime.run import describe, prepare_output_dir
@@ -177,6 +185,9 @@ def run(
                          else DEFAULT_RESULTS, network=network, data_dir=data_dir, data=access)
     if data is not None:
         open_prefetched(data, [(p.image.harness, p.plan.evaluation.config.type) for p in planned])
+        if settings is not None:  # the directory's .sqsh/.sif images, unless the Slurm config names others
+            held = cluster_images(data, settings.container_runtime, {p.image.harness: p.image.image for p in planned})
+            settings = settings.model_copy(update={"images": {**held, **settings.images}})
     details = slurm_details(run_id, settings, tasks=len(planned)) if settings is not None else None
     record = new_record(run_id, kind, planned, details)
     if dry_run:
@@ -276,6 +287,10 @@ def prefetch_data(
                                                         help="TASK or HARNESS.TASK; repeat for several tasks")] = None,
     to: Annotated[Path | None, typer.Option("--to", help="new directory to write (whole or not at all)")] = None,
     images: Annotated[bool, typer.Option("--images", help="also docker save the images into DIR/images")] = False,
+    image_format: Annotated[list[str] | None, typer.Option(
+        "--image_format", "--image-format", help="images as docker-archive, enroot (.sqsh, needs enroot) or "
+                                                 "apptainer (.sif, needs apptainer); repeatable; implies --images",
+        click_type=click.Choice(list(IMAGE_FORMATS)))] = None,
     verify_dir: Annotated[Path | None, typer.Option("--verify", help="check a prefetched DIR against its manifest "
                                                                      "(sha256 of every file)")] = None,
     run_config: Annotated[Path | None, typer.Option("--run_config", "--run-config",
@@ -305,9 +320,10 @@ def prefetch_data(
     for task in eval_type:
         chosen = _image(harness, image) if harness or image else pick_image(_images(), task)
         items.append(PrefetchItem(image=chosen, eval_type=task, run_config=run_config, overrides=overrides))
+    formats = tuple(image_format or (["docker-archive"] if images else []))
     engine = client()
     manifest = prefetch(items, to, launcher=_launcher(), output=_output, network=network,
-                        save=(lambda name, path: save_image(engine, name, path)) if images else None,
+                        save=lambda name, path: save_image(engine, name, path), image_formats=formats,
                         id_of=lambda name: image_id(engine, name), report=lambda line: stderr.print(escape(line)))
     size = sum(entry.size for entry in manifest.files.values())
     stderr.print(f"[bold]prefetched[/] {', '.join(f'{t.harness}.{t.task}' for t in manifest.tasks)} into {to} "

@@ -1,7 +1,8 @@
 """``evals prefetch``: everything some tasks need, fetched once on a connected machine, carried to one without.
 
 Each task's image fetches its own data (``core_evals_<harness> fetch_data``) into ``DIR/cache``, exactly where
-and how the harness will look for it; ``--images`` adds ``docker save`` archives. ``manifest.json`` records
+and how the harness will look for it; ``--images`` adds ``docker save`` archives, ``--image_format enroot|apptainer``
+squashfs/SIF files made by those tools from the local Docker daemon. ``manifest.json`` records
 the sha256 of every file; ``evals prefetch --verify DIR`` checks them; ``evals run --offline --data DIR``
 mounts ``DIR/cache`` as the cache. The directory is written under a temporary name and renamed at the end, so
 it is complete or absent.
@@ -13,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +40,53 @@ from orchestrator.schema.manifest import (
 Saver = Callable[[str, Path], str]
 """Saves an image into a file, returns its id (docker save)."""
 IdOf = Callable[[str], str]
+
+IMAGE_FORMATS = ("docker-archive", "enroot", "apptainer")
+"""What ``--image_format`` accepts: a ``docker save`` archive, an enroot squashfs, an apptainer SIF."""
+_SUFFIX = {"docker-archive": ".tar", "enroot": ".sqsh", "apptainer": ".sif"}
+_TOOLS = {"enroot": ("enroot",), "apptainer": ("apptainer", "singularity")}
+
+
+def image_tool(image_format: str) -> str | None:
+    """The command that writes ``image_format`` from the local Docker daemon (None for docker-archive).
+
+    A missing tool is bad input, found before anything is fetched."""
+    if image_format not in IMAGE_FORMATS:
+        raise InputError(f"unknown image format {image_format!r}", hint=f"one of: {', '.join(IMAGE_FORMATS)}")
+    if image_format == "docker-archive":
+        return None
+    for name in _TOOLS[image_format]:
+        found = shutil.which(name)
+        if found:
+            return found
+    where = {"enroot": "https://github.com/NVIDIA/enroot", "apptainer": "https://apptainer.org"}[image_format]
+    raise InputError(f"--image_format {image_format} needs the {' or '.join(_TOOLS[image_format])} command on this "
+                     f"machine, and it is not on PATH",
+                     hint=f"install it ({where}), or carry --image_format docker-archive and convert on the cluster")
+
+
+def image_command(image_format: str, tool: str, image: str, path: Path) -> list[str]:
+    """The documented conversion from the local Docker daemon: ``enroot import -o F dockerd://IMAGE``,
+    ``apptainer build F docker-daemon://IMAGE``."""
+    if image_format == "enroot":
+        return [tool, "import", "--output", str(path), f"dockerd://{image}"]
+    return [tool, "build", str(path), f"docker-daemon://{image}"]
+
+
+def convert_image(command: list[str], *, output: Output) -> None:
+    """Run a conversion, its output passed on; a failure is a harness error naming the command's exit code."""
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as child:
+        assert child.stdout is not None
+        for line in child.stdout:
+            output(line)
+    if child.returncode != 0:
+        raise HarnessError(f"{Path(command[0]).name} {command[1]} failed with exit code {child.returncode}",
+                           exit_code=child.returncode, hint="see its output above")
+
+
+def image_file(image: str, image_format: str) -> str:
+    """Where an image goes in the directory: ``images/<name>_<tag><suffix>``."""
+    return f"{IMAGES_SUBDIR}/{image.replace('/', '_').replace(':', '_')}{_SUFFIX[image_format]}"
 
 
 @dataclass(frozen=True)
@@ -101,9 +150,13 @@ class _LastLine:
 
 def prefetch(items: list[PrefetchItem], directory: Path, *, launcher: Launcher, output: Output,
              save: Saver | None, id_of: IdOf, network: str = "auto",
-             report: Callable[[str], None] = print) -> PrefetchManifest:
-    """Fetch every item's data (and, with ``save``, its image) into ``directory``; returns the manifest."""
+             report: Callable[[str], None] = print, image_formats: tuple[str, ...] = ()) -> PrefetchManifest:
+    """Fetch every item's data (and its image in each of ``image_formats``: ``save`` writes docker archives)
+    into ``directory``; returns the manifest."""
     tasks = [(item, item.task) for item in items]  # unknown tasks fail here, before anything is written
+    tools = {fmt: image_tool(fmt) for fmt in dict.fromkeys(image_formats)}  # so do missing conversion tools
+    if "docker-archive" in tools and save is None:
+        raise InputError("docker-archive images need a Docker engine to save them from")
     target = _target(directory)
     partial = target.parent / f".{target.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
@@ -125,13 +178,19 @@ def prefetch(items: list[PrefetchItem], directory: Path, *, launcher: Launcher, 
             fetched.append(PrefetchedTask(harness=item.image.harness, task=task, image=item.image.image,
                                           image_id=id_of(item.image.image)))
         images = []
-        if save is not None:
+        if tools:
             (partial / IMAGES_SUBDIR).mkdir()
+        for image_format, tool in tools.items():
             for name in dict.fromkeys(item.image.image for item in items):
-                file = f"{IMAGES_SUBDIR}/{name.replace('/', '_').replace(':', '_')}.tar"
-                report(f"saving image {name} -> {file}")
-                saved = save(name, partial / file)
-                images.append(PrefetchedImage(image=name, image_id=saved, file=file, format="docker-archive"))
+                file = image_file(name, image_format)
+                report(f"writing image {name} as {image_format} -> {file}")
+                if tool is None:
+                    assert save is not None
+                    saved = save(name, partial / file)
+                else:
+                    convert_image(image_command(image_format, tool, name, partial / file), output=output)
+                    saved = id_of(name)
+                images.append(PrefetchedImage(image=name, image_id=saved, file=file, format=image_format))
         report("hashing files")
         files, links = scan(partial)
         manifest = PrefetchManifest(created_at=datetime.now(UTC), evals_version=__version__,
@@ -235,3 +294,14 @@ def open_prefetched(directory: Path, tasks: list[tuple[str, str]]) -> Path:
             raise InputError(f"{directory} holds no data for {harness}.{task} (it holds: {listed})",
                              hint=f"prefetch it: evals prefetch --eval_type {task} --to NEW_DIR")
     return (directory / CACHE_SUBDIR).resolve()
+
+
+def cluster_images(directory: Path, runtime: str, images: dict[str, str]) -> dict[str, str]:
+    """For a Slurm run from a prefetched directory: harness -> the directory's image file in the cluster
+    runtime's format (enroot: .sqsh, apptainer: .sif), for each ``harness -> image name`` it holds."""
+    if runtime not in ("enroot", "apptainer"):
+        return {}
+    held = {(entry.image, entry.format): entry.file for entry in read_manifest(directory).images}
+    return {harness: str((directory / held[(name, runtime)]).resolve())
+            for harness, name in images.items() if (name, runtime) in held}
+

@@ -69,9 +69,10 @@ def classify(err: BaseException, what: str, *, offline: bool, fetch: str) -> tup
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     token = "HF_TOKEN is set" if os.environ.get("HF_TOKEN") else "no HF_TOKEN was given"
     if "GatedRepoError" in names or "gated" in text.lower():
+        page = f"{endpoint}/{'' if what.startswith('tokenizer ') else 'datasets/'}{what.split()[1]}"
         return (f"{what} is gated on the Hub ({token})",
-                f"accept its terms at {endpoint}/datasets/{what.split()[1]} and export HF_TOKEN=<a token with "
-                "access>; evals forwards it to the container by name")
+                f"accept its terms at {page} and export HF_TOKEN=<a token with access>; evals forwards it to "
+                "the container by name")
     if isinstance(err, OSError) and not isinstance(err, ConnectionError) and err.errno is not None:
         return (f"{what}: cannot use the cache ({type(err).__name__}: {text[:200]})",
                 "the cache must be writable by the container's user (the libraries write lock files)")
@@ -114,11 +115,27 @@ def watch_loads() -> None:
     datasets.load_dataset = load_dataset
 
 
+def fetch_tokenizer(name: str, *, offline: bool, fetch: str) -> None:
+    """Load the Hugging Face tokenizer lm-eval will load (``tokenizer_backend: huggingface``), into the cache."""
+    if Path(name).is_dir():
+        print(f"data: tokenizer {name}: a local directory", file=sys.stderr, flush=True)
+        return
+    what = f"tokenizer {name} (revision main)"
+    print(f"data: {what}", file=sys.stderr, flush=True)
+    import transformers  # noqa: PLC0415 (the harness's library, slow to import: only when a tokenizer is asked for)
+
+    try:
+        transformers.AutoTokenizer.from_pretrained(name)
+    except Exception as err:  # every failure becomes the one-line reason
+        fail(*classify(err, what, offline=offline, fetch=fetch))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", required=True, help="lm-eval task names, comma-separated")
     parser.add_argument("--include_path", action="append", default=[], help="task YAML directories (repeatable)")
     parser.add_argument("--eval_type", required=True, help="the evals task, for the fetch hint")
+    parser.add_argument("--tokenizer", default=None, help="a Hugging Face tokenizer to fetch too (Hub id or path)")
     args = parser.parse_args(argv)
     offline = os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
     fetch = f"evals prefetch --eval_type {args.eval_type} --to DIR"
@@ -141,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     except _LoadFailedError as failed:
         message, hint = classify(failed.cause, failed.what, offline=offline, fetch=fetch)
         fail(message, hint)
+    if args.tokenizer:
+        fetch_tokenizer(args.tokenizer, offline=offline, fetch=fetch)
     count = len(loaded)
     print(f"data: {', '.join(names)} ready ({count} task{'s' if count != 1 else ''} or group"
           f"{'s' if count != 1 else ''}, {'from the cache' if offline else 'fetched or cached'})", flush=True)

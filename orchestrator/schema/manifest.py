@@ -10,7 +10,7 @@ MANIFEST_NAME = "manifest.json"
 CACHE_SUBDIR = "cache"
 """DIR/cache is the data cache (mounted at /cache by `evals run --offline --data DIR`)."""
 IMAGES_SUBDIR = "images"
-"""DIR/images holds `docker save` archives (``docker load -i``) when --images was given."""
+"""DIR/images holds the images when --images / --image_format was given (docker archives, .sqsh, .sif)."""
 
 
 class _Strict(BaseModel):
@@ -32,7 +32,8 @@ class PrefetchedImage(_Strict):
     image: str = Field(description="Image name and tag.")
     image_id: str = Field(description="Image id (sha256:...).")
     file: str = Field(description="Path of the archive, relative to the directory.")
-    format: str = Field(description="docker-archive (load with `docker load -i FILE`).")
+    format: str = Field(description="docker-archive (`docker load -i FILE`), enroot (a squashfs for "
+                                    "`srun --container-image FILE`) or apptainer (a SIF for `apptainer exec FILE`).")
 
 
 class FileEntry(_Strict):

@@ -22,17 +22,22 @@ DATE = "2024-01-01T00:00:00.000Z"
 class HubError(Exception):
     """An error answer: the status, the Hub's ``X-Error-Code`` (if any) and its message."""
 
-    def __init__(self, status: int, message: str, *, code: str | None = None) -> None:
+    def __init__(self, status: int, message: str, *, code: str | None = None, commit: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code
+        self.commit = commit
 
     def headers(self) -> dict[str, str]:
-        """``X-Error-Code`` and ``X-Error-Message``, as the Hub sends them."""
+        """``X-Error-Code`` and ``X-Error-Message``, as the Hub sends them, and ``X-Repo-Commit`` when the
+        repository is known (``huggingface_hub`` then records the missing file under ``.no_exist/<commit>/``,
+        which is how an offline run knows an optional file, e.g. a tokenizer's ``config.json``, is absent)."""
         headers = {"X-Error-Message": self.message}
         if self.code is not None:
             headers["X-Error-Code"] = self.code
+        if self.commit is not None:
+            headers["X-Repo-Commit"] = self.commit
         return headers
 
     def body(self) -> bytes:
@@ -50,9 +55,9 @@ def revision_not_found(revision: str) -> HubError:
     return HubError(404, f"Invalid rev id: {revision}", code="RevisionNotFound")
 
 
-def entry_not_found() -> HubError:
-    """A path that is not in the repository."""
-    return HubError(404, "Entry not found", code="EntryNotFound")
+def entry_not_found(commit: str | None = None) -> HubError:
+    """A path that is not in the repository (at ``commit``)."""
+    return HubError(404, "Entry not found", code="EntryNotFound", commit=commit)
 
 
 def gated_repo(repo: Repository, *, authenticated: bool) -> HubError:

@@ -14,6 +14,8 @@
   ``gpqa_extended.csv`` with the real columns and three self-written questions.
 - ``spaces/evaluate-metric/code_eval``: the metric module ``evaluate.load("code_eval")`` fetches
   (tests/hub/metrics/code_eval.py).
+- ``models/evals-test/word-tokenizer``: a tokenizer repository as ``AutoTokenizer.from_pretrained`` reads
+  it (``tokenizer.json``, a word-level vocabulary written here, and ``tokenizer_config.json``).
 
 Each repository has a README.md whose YAML header declares its configs, as the real one does.
 """
@@ -52,6 +54,7 @@ def build(root: Path) -> None:
     humaneval(root / "datasets" / "openai" / "openai_humaneval")
     gpqa(root / "datasets" / "Idavidrein" / "gpqa")
     code_eval(root / "spaces" / "evaluate-metric" / "code_eval")
+    word_tokenizer(root / "models" / "evals-test" / "word-tokenizer")
 
 
 def gsm8k(repo: Path) -> None:
@@ -113,6 +116,28 @@ def code_eval(repo: Path) -> None:
     shutil.copyfile(METRICS / "code_eval.py", repo / "code_eval.py")
     header = {"title": "Code Eval", "sdk": "gradio", "app_file": "app.py", "tags": ["evaluate", "metric"]}
     _readme(repo, header)
+
+
+TOKENIZER_WORDS = ["<unk>", "</s>", "the", "answer", "is", "question", ":", ".", *(str(n) for n in range(10))]
+
+
+def word_tokenizer(repo: Path) -> None:
+    """models/evals-test/word-tokenizer: a word-level fast tokenizer (lower-cased, split on whitespace)."""
+    _fresh(repo, gitattributes=False)
+    special = {"single_word": False, "lstrip": False, "rstrip": False, "normalized": False, "special": True}
+    tokenizer = {
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": [{"id": 0, "content": "<unk>", **special}, {"id": 1, "content": "</s>", **special}],
+        "normalizer": {"type": "Lowercase"}, "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": None, "decoder": None,
+        "model": {"type": "WordLevel", "vocab": {word: i for i, word in enumerate(TOKENIZER_WORDS)},
+                  "unk_token": "<unk>"},
+    }
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "</s>", "unk_token": "<unk>",
+              "model_max_length": 4096}
+    (repo / "tokenizer.json").write_text(json.dumps(tokenizer, indent=2) + "\n", encoding="utf-8")
+    (repo / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    _readme(repo, {"license": "apache-2.0", "tags": ["tokenizer"]})
 
 
 def _fresh(repo: Path, *, gitattributes: bool = True) -> None:

@@ -112,7 +112,7 @@ def _resolve(settings: Settings, request: Request, repo_type: RepoType, segments
     _check_revision(repo, segments[3])
     file = repo.files.get(unquote("/".join(segments[4:])))
     if file is None:
-        raise answers.entry_not_found()
+        raise answers.entry_not_found(repo.sha)
     return _file_reply(repo, file, request.range)
 
 

@@ -153,3 +153,43 @@ def test_gated_dataset_needs_the_token_which_stays_out_of_files_and_inspect(
         if path.is_file() and not path.is_symlink():
             assert TOKEN.encode() not in path.read_bytes(), path
     assert os.environ["HF_TOKEN"] == TOKEN
+
+
+def test_a_hugging_face_tokenizer_is_fetched_and_carried_like_the_data(
+        lm_eval_image: str, hub: HubServer, endpoint: EndpointServer, tmp_path: Path) -> None:
+    """tokenizer_backend: huggingface makes lm-eval load a tokenizer from the Hub: the data step fetches it first
+    (or refuses with one line), prefetch carries it, and the offline run loads it from the cache."""
+    env = {"HF_ENDPOINT": hub.url, "EVALS_CACHE_DIR": str(tmp_path / "cache"), "HF_TOKEN": "", **QUIET}
+    tokenizer = "config.params.extra.tokenizer_backend=huggingface,config.params.extra.tokenizer="
+
+    def gsm8k(out: Path, name: str, *extra: str, run_env: dict[str, str]) -> tuple[int, str]:
+        result = evals("run", "--eval_type", "gsm8k", "--model_id", endpoint.model, "--model_type", "chat",
+                       "--model_url", f"{endpoint.url}/v1/chat/completions", "--output_dir", str(out),
+                       "--overrides", f"config.params.limit_samples=3,{tokenizer}{name}", *extra, env=run_env)
+        return result.returncode, result.stdout + result.stderr
+
+    code, output = gsm8k(tmp_path / "online", "evals-test/word-tokenizer", run_env=env)
+    assert code == 0, output[-3000:]
+    assert any(r.path.startswith("/evals-test/word-tokenizer/resolve/") and r.path.endswith("/tokenizer.json")
+               and r.status == 200 for r in hub.requests), [r.path for r in hub.requests]
+    assert scores(tmp_path / "online" / "results.yml")["exact_match__flexible-extract"] == \
+        pytest.approx(gsm8k_flexible(3))
+
+    asked = len([r for r in endpoint.requests if r.kind == "inference"])
+    code, output = gsm8k(tmp_path / "missing", "evals-test/no-such-tokenizer", run_env=env)
+    assert code == 2, output[-3000:]
+    assert "tokenizer evals-test/no-such-tokenizer (revision main)" in output
+    assert "Traceback" not in output
+    assert len([r for r in endpoint.requests if r.kind == "inference"]) == asked  # refused before any request
+
+    carry = tmp_path / "carry"
+    result = evals("prefetch", "--eval_type", "gsm8k", "--to", str(carry), "--overrides",
+                   f"{tokenizer}evals-test/word-tokenizer", env={**env, "EVALS_CACHE_DIR": str(tmp_path / "c2")})
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    assert any("models--evals-test--word-tokenizer" in name and name.endswith("/tokenizer.json")
+               for name in json.loads((carry / "manifest.json").read_text())["links"])  # Hub cache: snapshot links
+    hub.shutdown()
+    code, output = gsm8k(tmp_path / "offline", "evals-test/word-tokenizer", "--offline", "--data", str(carry),
+                         run_env={**env, "EVALS_CACHE_DIR": str(tmp_path / "unused")})
+    assert code == 0, output[-3000:]
+    assert scores(tmp_path / "offline" / "results.yml") == scores(tmp_path / "online" / "results.yml")

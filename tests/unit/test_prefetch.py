@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,9 @@ import pytest
 from orchestrator import cli
 from orchestrator.launchers import LaunchSpec, Output
 from orchestrator.launchers.fake import FakeLauncher
-from orchestrator.prefetch import PrefetchItem, prefetch, verify
+from orchestrator.prefetch import PrefetchItem, cluster_images, prefetch, verify
 from orchestrator.schema.container import CACHE_DIR, SECRET_STDIN_VAR
-from orchestrator.schema.errors import InputError
+from orchestrator.schema.errors import HarnessError, InputError
 from tests.unit.test_host_cli import IMAGES, evals, run_args, write_results
 
 
@@ -149,3 +150,81 @@ def test_verify_cli_reports_and_refuses(tmp_path: Path, capsys: pytest.CaptureFi
     assert cli.main(["prefetch", "--verify", str(tmp_path / "nowhere")]) == 2
     assert cli.main(["prefetch", "--eval_type", "gsm8k"]) == 2
     assert "needs --eval_type TASK (repeatable) and --to DIR" in capsys.readouterr().err
+
+
+TOOL_DOUBLE = """#!/bin/sh
+# Test double of enroot / apptainer: records its argv, prints a line, writes the output file it was asked for.
+echo "$(basename "$0") $*" >> "$EVALS_TOOL_LOG"
+case "$1" in import) out=$3 ;; build) out=$2 ;; *) exit 64 ;; esac
+echo "converting $(basename "$0")"
+[ -z "$EVALS_TOOL_FAIL" ] || exit "$EVALS_TOOL_FAIL"
+printf 'image made by a test double: %s\\n' "$*" > "$out"
+"""
+
+
+@pytest.fixture
+def tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """enroot and apptainer test doubles first on PATH; returns the log of their command lines."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("enroot", "apptainer"):
+        (bin_dir / name).write_text(TOOL_DOUBLE)
+        (bin_dir / name).chmod(0o755)
+    log = tmp_path / "tools.log"
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("EVALS_TOOL_LOG", str(log))
+    monkeypatch.delenv("EVALS_TOOL_FAIL", raising=False)
+    return log
+
+
+def save_double(image: str, path: Path) -> str:
+    """Test double of `docker save`."""
+    path.write_text(f"docker archive of {image}")
+    return "sha256:" + "1" * 64
+
+
+def prefetch_images(tmp_path: Path, *formats: str) -> Path:
+    target = tmp_path / "carry"
+    prefetch([PrefetchItem(image=IMAGES[0], eval_type="gsm8k")], target, launcher=FakeLauncher(behaviour=fill_cache),
+             output=lambda _: None, save=save_double, id_of=lambda _: "sha256:" + "0" * 64, report=lambda _: None,
+             image_formats=formats)
+    return target
+
+
+def test_images_for_clusters_are_made_by_the_real_tools_commands(tmp_path: Path, tools: Path) -> None:
+    target = prefetch_images(tmp_path, "docker-archive", "enroot", "apptainer")
+    image = IMAGES[0].image
+    stem = image.replace("/", "_").replace(":", "_")
+    assert tools.read_text().splitlines() == [
+        f"enroot import --output {(tmp_path / f'.carry.partial-{os.getpid()}/images/{stem}.sqsh')} dockerd://{image}",
+        f"apptainer build {(tmp_path / f'.carry.partial-{os.getpid()}/images/{stem}.sif')} docker-daemon://{image}",
+    ]
+    manifest = verify(target)
+    assert [(i.format, i.file) for i in manifest.images] == [("docker-archive", f"images/{stem}.tar"),
+                                                             ("enroot", f"images/{stem}.sqsh"),
+                                                             ("apptainer", f"images/{stem}.sif")]
+    assert f"images/{stem}.sqsh" in manifest.files
+    assert cluster_images(target, "enroot", {"lm-eval": image}) == {"lm-eval": str(target / f"images/{stem}.sqsh")}
+    assert cluster_images(target, "apptainer", {"lm-eval": image})["lm-eval"].endswith(".sif")
+    assert cluster_images(target, "docker", {"lm-eval": image}) == {}
+    assert cluster_images(target, "enroot", {"vlmevalkit": "evals/vlmevalkit:latest"}) == {}
+
+
+def test_a_missing_or_failing_tool_leaves_nothing(tmp_path: Path, tools: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(InputError, match="--image_format enroot needs the enroot command on this machine"):
+        prefetch_images(tmp_path, "enroot")
+    assert not tools.exists()  # refused before any fetch
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
+    monkeypatch.setenv("EVALS_TOOL_FAIL", "3")
+    with pytest.raises(HarnessError, match="apptainer build failed with exit code 3"):
+        prefetch_images(tmp_path, "apptainer")
+    assert [p.name for p in tmp_path.iterdir() if "carry" in p.name] == []
+
+
+def test_prefetch_cli_takes_image_formats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(cli, "_images", lambda: IMAGES)
+    assert cli.main(["prefetch", "--eval_type", "gsm8k", "--to", str(tmp_path / "x"), "--image_format", "sif"]) == 2
+    assert "Invalid value for '--image_format'" in capsys.readouterr().err

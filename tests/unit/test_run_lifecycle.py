@@ -15,10 +15,12 @@ from orchestrator.executors.local import LocalExecutor
 from orchestrator.executors.slurm import SlurmExecutor
 from orchestrator.launchers import LaunchSpec, Output
 from orchestrator.launchers.fake import FakeLauncher
+from orchestrator.prefetch import PrefetchItem, prefetch
 from orchestrator.schema.container import RESULTS_DIR
 from orchestrator.slurm import SlurmCli
 from tests.unit.fake_slurm import FakeSlurm
 from tests.unit.test_host_cli import IMAGES, RESULTS, URL
+from tests.unit.test_prefetch import fill_cache, save_double
 
 RUN = ["run", "--model_id", "m", "--model_url", URL, "--model_type", "completions"]
 
@@ -221,3 +223,23 @@ def test_slurm_down_is_refused_with_make_slurm(slurm: FakeSlurm, tmp_path: Path,
     assert cli.main([*RUN, "--executor", "slurm", "--eval_type", "gsm8k", "--output_root", str(tmp_path)]) == 2
     assert "make slurm" in capsys.readouterr().err
     assert runs.run_ids() == [] and list(tmp_path.iterdir()) == []
+
+
+def test_slurm_run_from_a_prefetched_directory_uses_its_cluster_image(slurm: FakeSlurm, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`evals run --executor slurm --data DIR` with enroot: the job starts the directory's .sqsh, not dockerd://."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "enroot").write_text('#!/bin/sh\n# test double of enroot import\nprintf sqsh > "$3"\n')
+    (bin_dir / "enroot").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    carry = tmp_path / "carry"
+    prefetch([PrefetchItem(image=IMAGES[0], eval_type="gsm8k")], carry, launcher=FakeLauncher(behaviour=fill_cache),
+             output=lambda _: None, save=save_double, id_of=lambda _: "sha256:" + "0" * 64, report=lambda _: None,
+             image_formats=("enroot",))
+    code, out, err = evals(*RUN, "--eval_type", "gsm8k", "--executor", "slurm", "--output_root", str(tmp_path / "out"),
+                           "--container_runtime", "enroot", "--data", str(carry), "--dry_run")
+    assert code == 0, err
+    sqsh = (carry / "images" / (IMAGES[0].image.replace("/", "_").replace(":", "_") + ".sqsh")).resolve()
+    assert f"--container-image={sqsh}" in out or f"--container-image {sqsh}" in out, out[-3000:]
+    assert "dockerd://" not in out
