@@ -10,6 +10,7 @@ it is complete or absent.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -109,6 +110,8 @@ def _target(directory: Path) -> Path:
         raise InputError(f"{directory} already exists and is not empty",
                          hint="prefetch into a new directory (it is written whole or not at all)")
     parent = directory.resolve().parent
+    with contextlib.suppress(OSError):
+        parent.mkdir(parents=True, exist_ok=True)
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise InputError(f"cannot create {directory}: {parent} is not a writable directory",
                          hint="pick a directory you can write to")

@@ -19,13 +19,16 @@ import pytest
 
 from orchestrator.launch import read_results
 from tests.endpoint.server import EndpointServer
+from tests.hub.server import HubServer
 from tests.integration.conftest import DATA
 from tests.integration.expected import arc_scores, gsm8k_flexible
 from tests.integration.gate import Gate
+from tests.integration.test_online_data import hub, hub_root
 
 EVALS = [sys.executable, "-m", "orchestrator.cli"]
 KEY_NAME, KEY = "SLURM_TEST_KEY", "sk-slurm-secret-4242"
 REMOTE_TOKENIZER = "config.params.extra.tokenizer_backend=remote,config.params.extra.tokenized_requests=true"
+__all__ = ["hub", "hub_root"]  # fixtures shared with test_online_data.py
 
 
 @pytest.fixture(scope="session")
@@ -227,3 +230,24 @@ def test_epilog_removes_containers_a_job_left_behind(cluster: str, engine: docke
     job = submitted.stdout.strip()
     wait_until(lambda: engine.containers.list(all=True, filters={"label": f"evals.slurm.job={job}"}) == [],
                timeout=30, what=f"the Epilog to remove job {job}'s container")
+
+
+def test_a_prefetched_directory_runs_offline_on_slurm(cluster: str, hub: HubServer, endpoint: EndpointServer,
+                                                      env: dict[str, str], tmp_path: Path) -> None:
+    """Prefetched on a "connected" machine (the stand-in Hub), then the Hub is gone: the Slurm job runs gsm8k
+    from the directory alone (`--data DIR`, offline) and scores exactly."""
+    online = {**env, "HF_ENDPOINT": hub.url, "HF_UPDATE_DOWNLOAD_COUNTS": "0", "HF_TOKEN": "",
+              "EVALS_CACHE_DIR": str(tmp_path / "cache")}
+    carry = tmp_path / "shared" / "evals-data"
+    result = evals(online, "prefetch", "--eval_type", "gsm8k", "--to", str(carry))
+    assert result.returncode == 0, result.stderr + result.stdout
+    hub.shutdown()
+    offline = {k: v for k, v in env.items() if k not in ("HF_ENDPOINT", "HF_TOKEN")}
+    result = evals(offline, *run_args(endpoint.url, ["lm-eval.gsm8k"], tmp_path / "shared", data=False,
+                                      overrides="config.params.limit_samples=3"), "--data", str(carry), "--wait")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert f"{gsm8k_flexible(3):.4f}" in result.stdout and "succeeded" in result.stdout
+    run = json.loads(evals(offline, "status", "--json").stdout)
+    assert "--offline" in run["tasks"][0]["container"]["args"]
+    assert len(answered(endpoint)) == 3
+    assert evals(offline, "prefetch", "--verify", str(carry)).returncode == 0
