@@ -11,12 +11,14 @@ import binascii
 import difflib
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 
 from orchestrator.schema.config import EndpointType
 from orchestrator.schema.container import LABEL_FRAMEWORK, LABEL_HARNESS, LABEL_HARNESS_VERSION
 from orchestrator.schema.errors import ConfigError, InputError, UnknownTaskError
 from orchestrator.schema.framework import FrameworkDefinition
+from orchestrator.schema.limits import decode_utf8
 from orchestrator.schema.loading import parse_yaml, validate
 
 IMAGE_REPOS: dict[str, str] = {
@@ -48,6 +50,31 @@ class TaskEntry:
     image: str
 
 
+_ALNUM = r"[a-z0-9]+"
+_PATH_COMPONENT = rf"{_ALNUM}(?:(?:[._]|__|-+){_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+IMAGE_REFERENCE = re.compile(
+    rf"(?P<name>(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?",
+    re.ASCII,
+)
+"""Docker's image reference grammar (distribution/reference): ``[host[:port]/]path[:tag][@digest]``."""
+MAX_IMAGE_NAME = 255
+"""Longest repository name the grammar allows (tag and digest not counted)."""
+
+
+def check_image_name(image: str, *, where: str = "--image") -> str:
+    """``image`` if it is a valid image reference, checked before any engine is asked about it."""
+    match = IMAGE_REFERENCE.fullmatch(image) if len(image) <= 2 * MAX_IMAGE_NAME else None
+    if match is None or len(match.group("name")) > MAX_IMAGE_NAME:
+        shown = repr(image) if len(image) <= 80 else f"{image[:60]!r}... ({len(image)} characters)"
+        raise InputError(f"{where}: {shown} is not an image name",
+                         hint="give [REGISTRY[:PORT]/]NAME[:TAG][@DIGEST] in lowercase, e.g. evals/lm-eval:latest")
+    return image
+
+
 def image_for(harness: str, *, tag: str = "latest") -> str:
     """The default image name of a harness; unknown harnesses list the known ones."""
     if harness not in IMAGE_REPOS:
@@ -56,7 +83,7 @@ def image_for(harness: str, *, tag: str = "latest") -> str:
         raise InputError(f"unknown harness {harness!r}", hint=f"{hint}known: {', '.join(IMAGE_REPOS)}")
     registry = os.environ.get("EVALS_REGISTRY", "").rstrip("/")
     repo = f"{registry}/{IMAGE_REPOS[harness]}" if registry else IMAGE_REPOS[harness]
-    return f"{repo}:{tag}"
+    return check_image_name(f"{repo}:{tag}", where="$EVALS_REGISTRY" if registry else "image")
 
 
 def from_labels(image: str, labels: dict[str, str]) -> HarnessImage:
@@ -70,7 +97,8 @@ def from_labels(image: str, labels: dict[str, str]) -> HarnessImage:
         raw = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise ConfigError(f"label {LABEL_FRAMEWORK} is not base64", where=image) from None
-    doc = parse_yaml(raw.decode("utf-8"), source=f"{image} ({LABEL_FRAMEWORK})")
+    source = f"{image} ({LABEL_FRAMEWORK})"
+    doc = parse_yaml(decode_utf8(raw, source=source), source=source)
     framework = validate(FrameworkDefinition, doc.data, doc=doc, source=doc.source)
     return HarnessImage(image, harness, labels.get(LABEL_HARNESS_VERSION), framework,
                         hashlib.sha256(raw).hexdigest())

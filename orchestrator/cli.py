@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from orchestrator import __version__, runs
-from orchestrator.catalog import HarnessImage, from_labels, image_for, pick_image, tasks_of
+from orchestrator.catalog import HarnessImage, check_image_name, from_labels, image_for, pick_image, tasks_of
 from orchestrator.datacache import data_access
 from orchestrator.executors import Executor, check_executor
 from orchestrator.executors.local import LocalExecutor
@@ -43,12 +43,12 @@ from orchestrator.prefetch import (
     read_prefetched,
     verify,
 )
-from orchestrator.report import results_table
+from orchestrator.report import literal, results_table
 from orchestrator.runplan import DEFAULT_RESULTS, new_record, plan_tasks, slurm_details
 from orchestrator.runtime.run import describe, prepare_output_dir
 from orchestrator.schema.config import RunConfigLayer
 from orchestrator.schema.container import LABEL_HARNESS
-from orchestrator.schema.errors import EvalsError, InputError
+from orchestrator.schema.errors import EvalsError, InputError, ResultsParseError, printable
 from orchestrator.schema.loading import load_model
 from orchestrator.schema.record import FINAL_STATES, RunRecord
 from orchestrator.schema.resolve import RunRequest
@@ -83,7 +83,7 @@ def _images() -> list[HarnessImage]:
 
 
 def _image(harness: str | None, image: str | None) -> HarnessImage:
-    name = image or image_for(harness or "")
+    name = check_image_name(image) if image else image_for(harness or "")
     return from_labels(name, image_labels(client(), name))
 
 
@@ -205,8 +205,8 @@ def run(
         prepare_output_dir(task.output_dir)
     runs.create(record)
     tasks = ", ".join(f"{p.image.harness}.{p.plan.evaluation.config.type}" for p in planned)
-    stderr.print(f"[bold]run {run_id}[/] ({kind}): {tasks} in {', '.join(record.images)}"
-                 + (f" -> {planned[0].output_dir}" if len(planned) == 1 else ""))
+    stderr.print(f"[bold]run {run_id}[/] ({kind}): " + escape(f"{tasks} in {', '.join(record.images)}"
+                 + (f" -> {planned[0].output_dir}" if len(planned) == 1 else "")))
     record = run_executor.start(record, output=_output)
     _finish(record, wait=wait)
 
@@ -356,7 +356,7 @@ def logs(run_id: Annotated[str | None, typer.Argument(help="run id (default: the
     run_executor = _executor(record.executor)
     for entry in chosen:
         if len(chosen) > 1:
-            stderr.print(f"[bold]== task {entry.index} ({entry.harness}.{entry.task}): {entry.log}[/]")
+            stderr.print(literal(f"== task {entry.index} ({entry.harness}.{entry.task}): {entry.log}", "bold"))
 
         def ended(index: int = entry.index) -> bool:
             nonlocal record
@@ -387,21 +387,28 @@ def resubmit(run_id: Annotated[str, typer.Argument(help="run id")],
 
 @app.command("runs")
 def list_runs() -> None:
-    """List recorded runs (newest last) with their tasks' states."""
+    """List recorded runs (newest last) with their tasks' states; what is not a run is skipped with a warning."""
+    records, skipped = runs.scan()
+    for reason in skipped:
+        print(f"evals: warning: skipped {printable(reason)}", file=sys.stderr)
     table = Table("run", "executor", "created", "tasks")
-    for run_id in runs.run_ids():
-        record = runs.load(run_id)
+    for record in records:
         states = ", ".join(f"{t.task}: {t.state}" for t in record.tasks)
-        table.add_row(record.id, record.executor, f"{record.created_at:%Y-%m-%d %H:%M:%S}", states)
+        table.add_row(record.id, record.executor, f"{record.created_at:%Y-%m-%d %H:%M:%S}", literal(states))
     stdout.print(table)
 
 
 @app.command("show")
 def show(paths: Annotated[list[Path], typer.Argument(help="results.yml files or output directories")]) -> None:
-    """Validate results.yml files and print their scores."""
+    """Validate results.yml files and print their scores (a file over 4 MiB or 250,000 YAML nodes is refused)."""
     for path in paths:
         file = path / "results.yml" if path.is_dir() else path
-        results = read_results(file)
+        if not file.is_file():
+            raise InputError(f"no results file {file}", hint="give a results.yml or the output directory holding one")
+        try:
+            results = read_results(file)
+        except ResultsParseError as err:
+            raise InputError(err.message, hint=err.hint) from None
         stdout.print(results_table(results, title=f"{results.framework_name} / {results.config.type}  ({file})"))
 
 
@@ -416,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="evals", standalone_mode=False)
     except click.UsageError as err:
-        print(f"evals: error: {err.format_message()} (see evals --help)", file=sys.stderr)
+        print(f"evals: error: {printable(err.format_message())} (see evals --help)", file=sys.stderr)
         return 2
     except EvalsError as err:
         print(f"evals: error: {err}", file=sys.stderr)

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from orchestrator.schema.errors import InputError
+
 
 def follow(path: Path, *, write: Callable[[bytes], None], finished: Callable[[], bool],
            interval: float = 0.5, start: int = 0) -> int:
@@ -22,6 +24,10 @@ def follow(path: Path, *, write: Callable[[bytes], None], finished: Callable[[],
                 chunk = handle.read()
         except FileNotFoundError:
             chunk = b""
+        except (OSError, ValueError) as err:  # a directory, no permission, a NUL byte in a recorded path
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else "not a file name"
+            raise InputError(f"cannot read the log {path}: {reason}",
+                             hint="the run record names a log that cannot be read") from None
         if chunk:
             write(chunk)
             position += len(chunk)

@@ -14,17 +14,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import yaml
-
 from orchestrator.catalog import HarnessImage
 from orchestrator.datacache import DataAccess, is_local
 from orchestrator.launchers import Launcher, LaunchSpec, Mount, Output
 from orchestrator.runtime.run import LoadedFramework, Plan, plan_run, prepare_output_dir
+from orchestrator.schema.config import Evaluation
 from orchestrator.schema.container import DATA_DIR, RESULTS_DIR, RUN_CONFIG_PATH, RUN_LABEL_PREFIX
 from orchestrator.schema.errors import EvalsError, HarnessError, InputError, ResultsParseError
-from orchestrator.schema.loading import validate
+from orchestrator.schema.limits import RESULTS_LIMITS
+from orchestrator.schema.loading import load_model
 from orchestrator.schema.resolve import RunRequest
 from orchestrator.schema.results import ResultsFile
+from orchestrator.schema.sanity import run_keys, unset_key
 
 NetworkMode = str  # "auto" | "host" | "default"
 
@@ -80,25 +81,28 @@ def plan_container_run(image: HarnessImage, request: RunRequest, *, run_id: str,
         if not data_dir.is_dir():
             raise InputError(f"--data_dir {data_dir} is not a directory", hint="pass the directory of pre-staged data")
         mounts.append(Mount(source=data_dir.resolve(), target=DATA_DIR, read_only=True))
-    key = evaluation.target.api_endpoint.api_key
     spec = LaunchSpec(
         image=image.image, args=container_args(request), name=f"evals-{run_id}", user=f"{os.getuid()}:{os.getgid()}",
         network_host=network == "host"
         or (network == "auto" and (is_local(url) or (data is not None and data.loopback))),
         mounts=mounts, environment=dict(data.environment) if data is not None else {},
-        secret_envs=list(dict.fromkeys(([key] if key else []) + (data.secret_envs if data is not None else []))),
+        secret_envs=list(dict.fromkeys(key_names(evaluation) + (data.secret_envs if data is not None else []))),
         labels={f"{RUN_LABEL_PREFIX}.id": run_id, f"{RUN_LABEL_PREFIX}.harness": image.harness,
                 f"{RUN_LABEL_PREFIX}.task": evaluation.config.type},
     )
     return ContainerRun(run_id, image, plan, spec, output_dir)
 
 
+def key_names(evaluation: Evaluation) -> list[str]:
+    """Every key variable the run names: --api_key_name's and those in config.params.extra (judge, ...)."""
+    return [key.name for key in run_keys(evaluation)]
+
+
 def check_api_key(run: ContainerRun) -> None:
-    """The variable named by --api_key_name must be set on the host."""
-    name = run.plan.evaluation.target.api_endpoint.api_key
-    if name and not os.environ.get(name):
-        raise InputError(f"environment variable {name} (named by --api_key_name) is not set",
-                         hint=f"export {name}=<your key>, or drop --api_key_name for an endpoint without auth")
+    """Every key variable the run names (endpoint, judge, user simulator) must be set on the host."""
+    missing = unset_key(run_keys(run.plan.evaluation), os.environ)
+    if missing is not None:
+        raise missing
 
 
 def preflight(url: str, *, timeout: float = 3.0) -> None:
@@ -125,14 +129,10 @@ def execute(run: ContainerRun, launcher: Launcher, *, output: Output) -> Results
 
 
 def read_results(path: Path) -> ResultsFile:
-    """Load and validate a results.yml written by a container."""
+    """Load and validate a results.yml written by a container (within RESULTS_LIMITS: 4 MiB, 250,000 nodes)."""
+    if not path.exists():
+        raise ResultsParseError(f"the container finished but wrote no {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResultsParseError(f"the container finished but wrote no {path}") from None
-    except (OSError, yaml.YAMLError) as err:
-        raise ResultsParseError(f"cannot read {path}: {err}") from None
-    try:
-        return validate(ResultsFile, data, source=str(path))
+        return load_model(ResultsFile, path, limits=RESULTS_LIMITS)
     except EvalsError as err:
         raise ResultsParseError(f"invalid results file: {err}") from None

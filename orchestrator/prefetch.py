@@ -27,6 +27,7 @@ from orchestrator.datacache import data_access
 from orchestrator.launchers import Launcher, LaunchSpec, Mount, Output
 from orchestrator.schema.container import RUN_CONFIG_PATH
 from orchestrator.schema.errors import EvalsError, HarnessError, InputError
+from orchestrator.schema.limits import MANIFEST_LIMITS, read_text
 from orchestrator.schema.loading import validate
 from orchestrator.schema.manifest import (
     CACHE_SUBDIR,
@@ -244,14 +245,13 @@ def read_manifest(directory: Path) -> PrefetchManifest:
     path = directory / MANIFEST_NAME
     if not directory.is_dir():
         raise InputError(f"{directory} is not a directory", hint="pass a directory written by `evals prefetch --to`")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
+    if not path.is_file():
         raise InputError(f"{directory} has no {MANIFEST_NAME}: it was not written by `evals prefetch`",
-                         hint="prefetch with `evals prefetch --eval_type TASK --to DIR`") from None
+                         hint="prefetch with `evals prefetch --eval_type TASK --to DIR`")
+    text = read_text(path, limits=MANIFEST_LIMITS)  # at most 64 MiB, UTF-8
     try:
         data = json.loads(text)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # RecursionError: nested deeper than the parser goes
         raise InputError(f"{path}: not JSON ({err})", hint="prefetch the directory again") from None
     try:
         return validate(PrefetchManifest, data, source=str(path))

@@ -3,6 +3,10 @@
 ``$EVALS_STATE_DIR/runs/<id>/`` (default ``$XDG_STATE_HOME/evals``, i.e. ``~/.local/state/evals``)
 holds ``run.yml`` (a :class:`~orchestrator.schema.record.RunRecord`), the rendered batch script of a
 Slurm run and the console logs of a local run.
+
+A run id given by the user is checked (:data:`~orchestrator.schema.record.RUN_ID`: no ``/``, never ``..``,
+at most 64 characters) and its directory must resolve inside the runs directory. A record is read within
+:data:`~orchestrator.schema.limits.RECORD_LIMITS` and must name the run of its directory.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestrator.runtime.run import write_atomic
-from orchestrator.schema.errors import InputError
+from orchestrator.schema.errors import ConfigError, InputError
+from orchestrator.schema.limits import RECORD_LIMITS
 from orchestrator.schema.loading import dump_yaml, load_model
-from orchestrator.schema.record import RunRecord
+from orchestrator.schema.record import RUN_ID, RunRecord
 
 RECORD_FILE = "run.yml"
 CANCEL_FILE = "cancel-requested"
@@ -38,9 +43,26 @@ def runs_dir() -> Path:
     return state_dir() / "runs"
 
 
+def shown(run_id: str) -> str:
+    """A run id as quoted in a message: control characters escaped, at most 70 characters."""
+    return repr(run_id) if len(run_id) <= 70 else f"{run_id[:60]!r}... ({len(run_id)} characters)"
+
+
 def record_dir(run_id: str) -> Path:
-    """The directory of one run."""
-    return runs_dir() / run_id
+    """The directory of one run; an id that is not one, or a directory that leads elsewhere, is refused."""
+    if not RUN_ID.fullmatch(run_id):
+        raise InputError(f"not a run id: {shown(run_id)}",
+                         hint="run ids are letters, digits, '_', '.' and '-' (at most 64, not starting with '.'), "
+                              "e.g. 20261128-101500-1234; list them with `evals runs`")
+    directory = runs_dir() / run_id
+    try:
+        inside = directory.resolve().is_relative_to(runs_dir().resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        inside = False
+    if not inside:
+        raise InputError(f"the directory of run {run_id} leads outside {runs_dir()}",
+                         hint=f"{directory} is a link: remove it")
+    return directory
 
 
 def now() -> datetime:
@@ -87,14 +109,47 @@ def load(run_id: str) -> RunRecord:
         hint = f"did you mean {', '.join(close)}? " if close else ""
         hint += "list runs with `evals runs`" if known else "start one with `evals run`"
         raise InputError(f"no run {run_id!r} in {runs_dir()}", hint=hint)
-    return load_model(RunRecord, path)
+    try:
+        record = load_model(RunRecord, path, limits=RECORD_LIMITS)
+    except ConfigError as err:
+        raise InputError(f"run {run_id}: unreadable record {err.message}",
+                         hint=f"damaged or not written by evals; remove {path.parent} to forget the run") from None
+    if record.id != run_id:
+        raise InputError(f"run {run_id}: its record {path} is of run {shown(record.id)}",
+                         hint=f"it was copied or edited by hand; remove {path.parent} to forget the run")
+    return record
+
+
+def _entries() -> list[Path]:
+    """Everything in the runs directory, by name."""
+    try:
+        return sorted(runs_dir().iterdir()) if runs_dir().is_dir() else []
+    except OSError as err:
+        raise InputError(f"cannot list {runs_dir()}: {err.strerror}",
+                         hint="set EVALS_STATE_DIR to a directory you can read") from None
 
 
 def run_ids() -> list[str]:
-    """Ids of every recorded run, oldest first."""
-    if not runs_dir().is_dir():
-        return []
-    return sorted(p.name for p in runs_dir().iterdir() if (p / RECORD_FILE).is_file())
+    """Ids of every recorded run, oldest first (entries that are not runs are left out)."""
+    return [p.name for p in _entries() if RUN_ID.fullmatch(p.name) and (p / RECORD_FILE).is_file()]
+
+
+def scan() -> tuple[list[RunRecord], list[str]]:
+    """Every readable run record, oldest first, and a one-line reason for each entry of the runs directory that
+    is not one (a foreign file, a damaged record); for `evals runs`, which skips those with a warning."""
+    records: list[RunRecord] = []
+    skipped: list[str] = []
+    for entry in _entries():
+        if not RUN_ID.fullmatch(entry.name) or not entry.is_dir():
+            skipped.append(f"{shown(entry.name)} in {runs_dir()} is not a run directory")
+        elif not (entry / RECORD_FILE).is_file():
+            skipped.append(f"{entry} has no {RECORD_FILE}")
+        else:
+            try:
+                records.append(load(entry.name))
+            except InputError as err:
+                skipped.append(str(err))
+    return records, skipped
 
 
 def latest() -> str:

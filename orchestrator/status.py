@@ -12,8 +12,8 @@ from rich.table import Table
 
 from orchestrator.executors import Executor, log_tail
 from orchestrator.launch import read_results
-from orchestrator.report import results_table
-from orchestrator.schema.errors import EvalsError, HarnessError
+from orchestrator.report import literal, results_table
+from orchestrator.schema.errors import EvalsError, HarnessError, printable
 from orchestrator.schema.record import RunRecord, TaskRecord
 
 STATE_STYLE = {"succeeded": "green", "failed": "red", "timeout": "red", "cancelled": "yellow",
@@ -21,27 +21,27 @@ STATE_STYLE = {"succeeded": "green", "failed": "red", "timeout": "red", "cancell
 
 
 def status_table(record: RunRecord) -> Table:
-    """One row per task."""
+    """One row per task; what the record says is shown :func:`~orchestrator.report.literal`."""
     images = ", ".join(record.images)
-    table = Table(title=f"run {record.id} ({record.executor}, {images})", title_justify="left")
+    table = Table(title=literal(f"run {record.id} ({record.executor}, {images})"), title_justify="left")
     for column in ("#", "task", "state", "job", "exit", "output dir"):
         table.add_column(column)
     for task in record.tasks:
-        style = STATE_STYLE.get(task.state, "")
-        state = f"[{style}]{task.state}[/]" if style else task.state
+        state = literal(task.state, STATE_STYLE.get(task.state, ""))
         if task.reason and task.state == "pending":
-            state += f" ({escape(task.reason)})"
-        table.add_row(str(task.index), f"{task.harness}.{task.task}", state, task.job_id or "-",
-                      "" if task.exit_code is None else str(task.exit_code), task.output_dir)
+            state.append(literal(f" ({task.reason})"))
+        table.add_row(str(task.index), literal(f"{task.harness}.{task.task}"), state, literal(task.job_id or "-"),
+                      "" if task.exit_code is None else str(task.exit_code), literal(task.output_dir))
     return table
 
 
 def failure_text(task: TaskRecord, *, lines: int = 20) -> str:
-    """What went wrong with a task: its reason and the tail of its log."""
+    """What went wrong with a task: its reason and the tail of its log (the log's lines as the harness wrote them)."""
     tail = log_tail(Path(task.log), lines)
-    text = f"task {task.index} ({task.harness}.{task.task}) {task.state}: {task.reason or 'no reason recorded'}\n"
+    text = printable(f"task {task.index} ({task.harness}.{task.task}) {task.state}: "
+                     f"{task.reason or 'no reason recorded'}") + "\n"
     if tail:
-        text += f"last {len(tail)} lines of {task.log}:\n" + "\n".join(f"  | {line}" for line in tail) + "\n"
+        text += f"last {len(tail)} lines of {printable(task.log)}:\n" + "\n".join(f"  | {line}" for line in tail) + "\n"
     return text
 
 
@@ -53,7 +53,7 @@ def show_run(record: RunRecord, console: Console, errors: Console, *, table: boo
         if task.state == "succeeded":
             results = read_results(Path(task.output_dir) / "results.yml")
             console.print(results_table(results, title=f"{task.harness} / {task.task}"))
-            console.print(f"results: {Path(task.output_dir) / 'results.yml'}")
+            console.print(literal(f"results: {Path(task.output_dir) / 'results.yml'}"))
         elif tails and task.state in ("failed", "timeout", "cancelled", "interrupted"):
             errors.print(escape(failure_text(task)), end="", highlight=False, soft_wrap=True)
 
@@ -83,8 +83,8 @@ def wait(record: RunRecord, executor: Executor, *, interval: float = 2.0,
         for task in record.tasks:
             if seen[task.index] != task.state:
                 seen[task.index] = task.state
-                report(f"task {task.index} ({task.harness}.{task.task}): {task.state}"
-                       + (f" ({task.reason})" if task.reason else ""))
+                report(printable(f"task {task.index} ({task.harness}.{task.task}): {task.state}"
+                                 + (f" ({task.reason})" if task.reason else "")))
         if record.done:
             return record
         time.sleep(interval)

@@ -88,6 +88,6 @@ def log_tail(path: Path, lines: int = 20) -> list[str]:
             size = handle.tell()
             handle.seek(max(0, size - 64 * 1024))
             text = handle.read().decode("utf-8", errors="replace")
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL byte in a recorded path
         return []
     return text.splitlines()[-lines:]

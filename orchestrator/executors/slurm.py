@@ -10,6 +10,7 @@ on this machine (the Epilog does it on every node).
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,16 @@ _STATES: dict[str, TaskState] = {
     "PREEMPTED": "interrupted", "NODE_FAIL": "interrupted",
 }
 """Slurm job states (scontrol's JobState) -> task states; COMPLETED is decided by the results."""
+
+
+def _exit_code(path: Path) -> int | None:
+    """The exit code the batch script recorded, if it did: a number of at most 10 digits on a line."""
+    try:
+        with path.open("rb") as handle:
+            text = handle.read(16).decode("ascii", "replace").strip()
+    except (OSError, ValueError):
+        return None
+    return int(text) if re.fullmatch(r"-?[0-9]{1,10}", text) else None
 
 
 def _slurm(record: RunRecord) -> SlurmRecord:
@@ -98,8 +109,9 @@ class SlurmExecutor:
     def _update(self, record: RunRecord, task: TaskRecord, info: JobInfo | None) -> None:
         code_file = Path(exit_file(_slurm(record).run_dir, task.index))
         if info is None or info.state == "COMPLETED":
-            if code_file.is_file() and code_file.read_text().strip().lstrip("-").isdigit():
-                finish(task, int(code_file.read_text().strip()))
+            code = _exit_code(code_file)
+            if code is not None:
+                finish(task, code)
             elif info is not None:
                 finish(task, info.exit_code or 0)
             else:

@@ -161,8 +161,13 @@ def exported(config: SlurmConfig, tasks: list[TaskRecord]) -> list[str]:
 
 
 def log_pattern(run_dir: str, *, array: bool) -> str:
-    """Where Slurm writes a task's console output (appended across resubmissions)."""
-    return f"{run_dir}/logs/task-%a.log" if array else f"{run_dir}/logs/task-0.log"
+    """Where Slurm writes a task's console output (appended across resubmissions), as an sbatch filename pattern.
+
+    sbatch replaces ``%j``, ``%u``, ``%x``... in ``--output``, so a ``%`` of the run directory is written ``%%``
+    (a literal ``%``): the log lands at :func:`task_log` whatever the directory is called.
+    """
+    directory = run_dir.replace("%", "%%")
+    return f"{directory}/logs/task-%a.log" if array else f"{directory}/logs/task-0.log"
 
 
 def task_log(run_dir: str, index: int) -> str:

@@ -24,7 +24,7 @@ from orchestrator.runtime.run import (
     receive_secret_from_stdin,
 )
 from orchestrator.schema.config import ENDPOINT_TYPES
-from orchestrator.schema.errors import EvalsError, InputError
+from orchestrator.schema.errors import EvalsError, InputError, printable
 from orchestrator.schema.resolve import RunRequest
 
 
@@ -32,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error in one line (and exit code 2)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
 
 
 def build_parser(prog: str, *, framework_preset: bool) -> argparse.ArgumentParser:

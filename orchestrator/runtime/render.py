@@ -15,6 +15,7 @@ import jinja2
 
 from orchestrator.schema.config import Evaluation
 from orchestrator.schema.errors import ConfigError, InputError
+from orchestrator.schema.sanity import check_command
 
 
 class TemplateFailedError(InputError):
@@ -80,4 +81,6 @@ def render_command(evaluation: Evaluation, *, source: str = "framework.yml", dat
     except jinja2.UndefinedError as err:
         raise ConfigError(f"{name} template uses an undefined value: {err.message}", where=source,
                           hint="set it in the config or guard it in the template") from None
-    return rendered.strip()
+    rendered = rendered.strip()
+    check_command(rendered, what=name)
+    return rendered

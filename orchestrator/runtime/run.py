@@ -18,6 +18,7 @@ from orchestrator import __version__
 from orchestrator.runtime.data import check_cache, harness_env, run_data_step
 from orchestrator.runtime.execute import run_streaming
 from orchestrator.runtime.parsers import get_parser
+from orchestrator.runtime.proxy.adjust import MASKED_VARS
 from orchestrator.runtime.proxy.server import Proxy, ProxyThread
 from orchestrator.runtime.render import render_command
 from orchestrator.schema.config import Evaluation
@@ -27,6 +28,7 @@ from orchestrator.schema.framework import FrameworkDefinition
 from orchestrator.schema.loading import dump_yaml, load_model
 from orchestrator.schema.resolve import RunRequest, resolve_run
 from orchestrator.schema.results import Provenance, ResultsFile
+from orchestrator.schema.sanity import run_keys, unset_key
 
 
 @dataclass(frozen=True)
@@ -112,25 +114,23 @@ def receive_secret_from_stdin() -> None:
             os.environ[name.strip()] = sys.stdin.readline().rstrip("\n")
 
 
-def _secrets(key: str | None) -> list[str]:
-    """Values masked in everything the harness prints or logs: the API key, the Hub token and the password part
-    of a proxy URL (``http://user:PASSWORD@proxy:3128``)."""
-    values = [key, os.environ.get(HUB_TOKEN_VAR)]
+def _secrets(keys: list[str]) -> list[str]:
+    """Values masked in everything the harness prints or logs: every key the run names (endpoint, judge, ...),
+    the Hub token and the password part of a proxy URL (``http://user:PASSWORD@proxy:3128``)."""
+    values: list[str | None] = [*keys, os.environ.get(HUB_TOKEN_VAR)]
     for name in PROXY_VARS:
         proxy = os.environ.get(name, "")
         values.append(urlsplit(proxy).password if "@" in proxy else None)
     return list(dict.fromkeys(value for value in values if value))
 
 
-def _api_key_value(evaluation: Evaluation) -> str | None:
-    name = evaluation.target.api_endpoint.api_key
-    if name is None:
-        return None
-    value = os.environ.get(name)
-    if not value:
-        raise InputError(f"environment variable {name} (named by --api_key_name) is not set",
-                         hint=f"export {name}=<your key>, or drop --api_key_name for an endpoint without auth")
-    return value
+def _key_values(evaluation: Evaluation) -> list[str]:
+    """The values of every key variable the run names; an unset one is bad input (before anything is written)."""
+    keys = run_keys(evaluation)
+    missing = unset_key(keys, os.environ)
+    if missing is not None:
+        raise missing
+    return [os.environ[key.name] for key in keys]
 
 
 def prepare_output_dir(path: Path) -> None:
@@ -179,7 +179,7 @@ def fetch_data(framework: LoadedFramework, plan: Plan, *, log_dir: Path) -> None
         return
     env = harness_env(os.environ, offline=plan.evaluation.config.offline)
     check_cache(env, offline=plan.evaluation.config.offline)
-    run_data_step(plan.data_command, log_path=log_dir / "data.log", env=env, secrets=_secrets(None))
+    run_data_step(plan.data_command, log_path=log_dir / "data.log", env=env, secrets=_secrets([]))
     print(f"data for {plan.evaluation.config.type}: ready", file=sys.stderr)
 
 
@@ -193,7 +193,7 @@ def dump_results(document: ResultsFile) -> str:
 def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
     """Run the plan: returns the results written to results.yml, or raises HarnessError."""
     evaluation = plan.evaluation
-    key = _api_key_value(evaluation)
+    keys = _key_values(evaluation)
     output_dir = Path(evaluation.config.output_dir)
     prepare_output_dir(output_dir)
     write_atomic(output_dir / "run_config.yml", dump_yaml(evaluation_data(evaluation)))
@@ -203,12 +203,14 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
     env = harness_env(os.environ, offline=offline)
     if plan.data_command:
         check_cache(env, offline=offline)
-        run_data_step(plan.data_command, log_path=output_dir / "logs" / "data.log", env=env, secrets=_secrets(key))
+        run_data_step(plan.data_command, log_path=output_dir / "logs" / "data.log", env=env, secrets=_secrets(keys))
+    masked = [key.name for key in run_keys(evaluation)]
+    os.environ[MASKED_VARS] = ",".join([*masked, HUB_TOKEN_VAR])  # for the proxy's body logs (and its processes)
     with _adapter(evaluation, output_dir) as proxy:
         command = render_command(harness_view(evaluation, proxy.origin if proxy else None),
                                  source=str(framework.path))
         code = run_streaming(command, log_path=output_dir / "logs" / "harness.log", env=env,
-                             secrets=_secrets(key))
+                             secrets=_secrets(keys))
     usage = proxy.usage() if proxy else None  # after the proxy stopped: with its other processes' totals
     provenance = Provenance(
         runtime_version=__version__, harness=evaluation.framework_name,

@@ -11,7 +11,7 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.schema.adapter import AdapterConfig, Interceptor
 
@@ -25,9 +25,9 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 def _check_env_name(value: str) -> str:
     if not _ENV_NAME.fullmatch(value):
-        raise ValueError(
-            f"{value!r} is not an environment variable name; give the variable's NAME "
-            "(letters, digits, _), never the key itself"
+        raise ValueError(  # the value is not shown: it is most likely the key itself
+            "not an environment variable name (the value is not shown, as it may be the key itself); give the "
+            "variable's NAME (letters, digits, _), never the key"
         )
     return value
 
@@ -38,11 +38,39 @@ def _check_url(value: str) -> str:
         raise ValueError(f"{value!r} is not an http(s) URL, e.g. http://localhost:8000/v1/chat/completions")
     if any(ch.isspace() for ch in value):
         raise ValueError(f"{value!r} contains whitespace")
+    try:
+        parts.port  # noqa: B018 (parsing it is the check)
+    except ValueError:
+        raise ValueError(f"{value!r} has a port that is not a number from 0 to 65535") from None
+    return value
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("a boolean, where a number belongs")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _check_model_id(value: str) -> str:
+    """Harnesses make directories from model ids (lm-eval ``<output>/<id with / as __>``, VLMEvalKit
+    ``<work-dir>/<last segment>``): a ``.`` or ``..`` segment would put them outside the output directory. A
+    leading ``/`` is fine (vLLM names a model by its path unless told otherwise)."""
+    _not_blank(value)
+    if any(part in (".", "..") for part in value.replace("\\", "/").split("/")):
+        raise ValueError("a model id must not have a . or .. path segment (harnesses make directories from it)")
     return value
 
 
 EnvVarName = Annotated[str, AfterValidator(_check_env_name)]
 EndpointUrl = Annotated[str, AfterValidator(_check_url)]
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
+ModelId = Annotated[str, AfterValidator(_check_model_id)]
 
 
 class _Layer(BaseModel):
@@ -53,10 +81,20 @@ class _Resolved(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class _NumbersNotBooleans(BaseModel):
+    """``true``/``false`` where a number belongs are refused (pydantic would read them as 1/0)."""
+
+    @field_validator("parallelism", "limit_samples", "max_new_tokens", "temperature", "top_p", "max_retries",
+                     "request_timeout", mode="before", check_fields=False)
+    @classmethod
+    def _not_booleans(cls, value: Any) -> Any:
+        return _not_bool(value)
+
+
 # --------------------------------------------------------------------------- partial layers
 
 
-class ParamsLayer(_Layer):
+class ParamsLayer(_Layer, _NumbersNotBooleans):
     """``config.params`` as one layer states it."""
 
     parallelism: int | None = Field(default=None, ge=1, description="Concurrent requests to the endpoint.")
@@ -134,7 +172,7 @@ class DefaultsLayer(RunConfigLayer):
 # --------------------------------------------------------------------------- resolved run
 
 
-class Params(_Resolved):
+class Params(_Resolved, _NumbersNotBooleans):
     """Resolved ``config.params``. ``None`` means the harness's own default."""
 
     parallelism: int = Field(default=1, ge=1, description="Concurrent requests to the endpoint.")
@@ -151,7 +189,7 @@ class Params(_Resolved):
 class EvaluationConfig(_Resolved):
     """Resolved ``config``."""
 
-    output_dir: str = Field(description="Directory for results and logs.")
+    output_dir: NonBlank = Field(description="Directory for results and logs.")
     params: Params = Field(default_factory=Params, description="Evaluation parameters.")
     supported_endpoint_types: list[EndpointType] = Field(description="Endpoint types the task can evaluate.")
     type: str = Field(description="The task.")
@@ -165,7 +203,7 @@ class ApiEndpoint(_Resolved):
     api_key: EnvVarName | None = Field(
         default=None, description="NAME of the environment variable holding the API key."
     )
-    model_id: str = Field(description="Model name sent to the endpoint.")
+    model_id: ModelId = Field(description="Model name sent to the endpoint.")
     stream: bool = Field(default=False, description="Ask the endpoint to stream answers.")
     type: EndpointType = Field(description="chat, completions or vlm.")
     url: EndpointUrl = Field(description="Full endpoint URL.")

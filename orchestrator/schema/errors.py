@@ -1,10 +1,19 @@
 """One exception hierarchy for the whole project.
 
 The CLIs turn an :class:`EvalsError` into a short message (what is wrong, where, how to fix
-it) and its ``exit_code``; anything else is a bug and keeps its traceback.
+it) and its ``exit_code``; anything else is a bug and keeps its traceback. The message is one
+line a terminal prints as it is: whatever a user or a file put into it is made :func:`printable`.
 """
 
 from __future__ import annotations
+
+
+def printable(text: str) -> str:
+    """``text`` on one line with nothing a terminal acts on: newlines, escape sequences, other control and format
+    characters (e.g. bidi overrides) are shown as Python escapes (``\\n``, ``\\x1b``, ``\\u202e``)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 class EvalsError(Exception):
@@ -19,8 +28,8 @@ class EvalsError(Exception):
 
     def __str__(self) -> str:
         if self.hint:
-            return f"{self.message} ({self.hint})"
-        return self.message
+            return printable(f"{self.message} ({self.hint})")
+        return printable(self.message)
 
 
 class InputError(EvalsError):

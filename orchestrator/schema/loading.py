@@ -1,8 +1,10 @@
 """Reading YAML into the contract's models, with errors that point at file:line.
 
-Every YAML file the project reads goes through :func:`load_model`, so a malformed file, a
-duplicate key, an unknown key or a wrong type always fails the same way: one
-:class:`~orchestrator.schema.errors.ConfigError` naming the file, the line and the key.
+Every YAML file the project reads goes through :func:`load_model` (or :func:`parse_yaml` for text), so a
+malformed file, a duplicate key, an unknown key or a wrong type always fails the same way: one
+:class:`~orchestrator.schema.errors.ConfigError` naming the file, the line and the key. Reading is
+bounded: each kind of file has stated limits (size, nodes after alias expansion, depth; see
+:mod:`orchestrator.schema.limits`), non-UTF-8 text and recursive aliases are refused.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from orchestrator.schema.errors import ConfigError
+from orchestrator.schema.limits import CONFIG_LIMITS, BoundedComposer, Limits, check_text_size, read_text
+from orchestrator.schema.sanity import is_key_field
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[str | int, ...]
@@ -54,27 +58,35 @@ def _child(node: yaml.Node | None, part: str | int) -> yaml.Node | None:
     return None
 
 
-def _check_duplicates(node: yaml.Node | None, source: str) -> None:
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                if key.value in seen:
-                    raise ConfigError(
-                        f"duplicate key {key.value!r}", where=f"{source}:{key.start_mark.line + 1}",
-                        hint="keep one of them",
-                    )
-                seen.add(key.value)
-            _check_duplicates(value, source)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _check_duplicates(item, source)
+def _check_duplicates(root: yaml.Node | None, source: str) -> None:
+    """Refuse a mapping that repeats a key; each node is visited once (aliases share nodes)."""
+    pending, seen_nodes = [root], set()
+    while pending:
+        node = pending.pop()
+        if node is None or id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[str] = set()
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in keys:
+                        raise ConfigError(
+                            f"duplicate key {key.value!r}", where=f"{source}:{key.start_mark.line + 1}",
+                            hint="keep one of them",
+                        )
+                    keys.add(key.value)
+                pending.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            pending.extend(node.value)
 
 
-def parse_yaml(text: str, *, source: str) -> YamlDocument:
-    """Parse one YAML document; syntax errors and duplicate keys become ConfigError at file:line."""
-    loader = yaml.SafeLoader(text)
+def parse_yaml(text: str, *, source: str, limits: Limits = CONFIG_LIMITS) -> YamlDocument:
+    """Parse one YAML document within ``limits``; every failure is one ConfigError at file:line."""
+    check_text_size(text, source=source, limits=limits)
+    loader: BoundedComposer | None = None
     try:
+        loader = BoundedComposer(text, source=source, limits=limits)  # refuses characters YAML does not allow
         root = loader.get_single_node()
         _check_duplicates(root, source)
         data = loader.construct_document(root) if root is not None else None
@@ -83,22 +95,22 @@ def parse_yaml(text: str, *, source: str) -> YamlDocument:
         where = f"{source}:{mark.line + 1}" if mark else source
         raise ConfigError(f"malformed YAML: {err.problem or err.context}", where=where,
                           hint="fix the YAML syntax") from None
+    except yaml.reader.ReaderError as err:  # a character YAML does not allow (NUL, other control characters)
+        line = text.count("\n", 0, err.position) + 1
+        raise ConfigError(f"malformed YAML: character {chr(err.character)!r} is not allowed",
+                          where=f"{source}:{line}", hint="is it a text file? remove control characters") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"malformed YAML: {err}", where=source, hint="fix the YAML syntax") from None
+        raise ConfigError(f"malformed YAML: {str(err).splitlines()[0]}", where=source,
+                          hint="fix the YAML syntax") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return YamlDocument(data, root, source)
 
 
-def read_yaml(path: Path) -> YamlDocument:
-    """Read and parse a YAML file; an unreadable file is a ConfigError naming it."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found", where=str(path), hint="check the path") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read file: {err}", where=str(path)) from None
-    return parse_yaml(text, source=str(path))
+def read_yaml(path: Path, *, limits: Limits = CONFIG_LIMITS) -> YamlDocument:
+    """Read and parse a YAML file within ``limits``; an unreadable, oversize or non-UTF-8 file is a ConfigError."""
+    return parse_yaml(read_text(path, limits=limits), source=str(path), limits=limits)
 
 
 def validate(model: type[M], data: Any, *, doc: YamlDocument | None = None, source: str = "") -> M:
@@ -111,9 +123,9 @@ def validate(model: type[M], data: Any, *, doc: YamlDocument | None = None, sour
         raise validation_error(err, model=model, doc=doc, source=source) from None
 
 
-def load_model(model: type[M], path: Path) -> M:
-    """Read a YAML file and validate it into ``model``."""
-    doc = read_yaml(path)
+def load_model(model: type[M], path: Path, *, limits: Limits = CONFIG_LIMITS) -> M:
+    """Read a YAML file (within ``limits``: a config file's unless told) and validate it into ``model``."""
+    doc = read_yaml(path, limits=limits)
     if doc.data is not None and not isinstance(doc.data, dict):
         raise ConfigError("expected a mapping at the top level", where=doc.where(()))
     return validate(model, doc.data, doc=doc, source=str(path))
@@ -137,7 +149,11 @@ def validation_error(err: ValidationError, *, model: type[BaseModel], doc: YamlD
     if first["type"] == "missing":
         return ConfigError(f"missing required key {key!r}", where=where)
     message = first["msg"].removeprefix("Value error, ")
-    return ConfigError(f"{key}: {message} (got {first.get('input')!r})", where=where)
+    if loc and is_key_field(str(loc[-1])):  # never echo what may be a key
+        return ConfigError(f"{key}: {message}", where=where)
+    shown = repr(first.get("input"))
+    shown = shown if len(shown) <= 80 else f"{shown[:60]}... ({len(shown)} characters)"
+    return ConfigError(f"{key}: {message} (got {shown})", where=where)
 
 
 def allowed_keys(model: type[BaseModel], loc: Loc) -> set[str]:

@@ -1,13 +1,16 @@
-"""``--overrides "a.b=c,d.e=f"``: dotted keys, YAML values, commas inside quotes or brackets kept."""
+"""``--overrides "a.b=c,d.e=f"``: dotted keys, YAML values, commas inside quotes or brackets kept.
+
+Each value is parsed within the limits of a config file (:data:`~orchestrator.schema.limits.CONFIG_LIMITS`).
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-import yaml
-
 from orchestrator.schema.errors import ConfigError
+from orchestrator.schema.limits import LimitError
+from orchestrator.schema.loading import parse_yaml
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*")
 _OPEN = {"[": "]", "{": "}"}
@@ -64,8 +67,10 @@ def parse_overrides(text: str) -> dict[str, Any]:
             raise ConfigError(f"{key!r} is not a dotted key", where="--overrides",
                               hint="write e.g. config.params.temperature=0.5")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
+            value = parse_yaml(raw, source=f"--overrides {key}").data if raw.strip() else None
+        except LimitError:
+            raise
+        except ConfigError:
             raise ConfigError(f"value of {key!r} is not valid YAML: {raw!r}", where="--overrides",
                               hint="quote values that hold YAML syntax") from None
         _set_path(result, key.split("."), value, item=item)

@@ -8,13 +8,28 @@ so a run can be resumed exactly as it started.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.schema.config import EnvVarName
 from orchestrator.schema.slurm import SlurmConfig
+
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""A run id: letters, digits, ``_``, ``.`` and ``-``, not starting with ``.``, at most 64 characters. It names a
+directory under the state directory, containers and Slurm jobs, so it can never be ``..`` or hold a ``/``."""
+
+
+def check_run_id(value: str) -> str:
+    """``value`` if it is a run id (see :data:`RUN_ID`)."""
+    if not RUN_ID.fullmatch(value):
+        raise ValueError("not a run id: letters, digits, '_', '.' and '-', not starting with '.', at most 64")
+    return value
+
+
+RunId = Annotated[str, AfterValidator(check_run_id)]
 
 ExecutorName = Literal["local", "slurm"]
 EXECUTORS: tuple[ExecutorName, ...] = ("local", "slurm")
@@ -104,7 +119,8 @@ class SlurmRecord(_Strict):
 class RunRecord(_Strict):
     """One `evals run`: its tasks, where their outputs go, and how to reach them again."""
 
-    id: str = Field(description="The run id.")
+    id: RunId = Field(description="The run id (the name of its directory).",
+                      json_schema_extra={"pattern": f"^{RUN_ID.pattern}$"})
     executor: ExecutorName = Field(description="local (containers on this machine) or slurm (batch jobs).")
     created_at: datetime = Field(description="When the run was started.")
     updated_at: datetime = Field(description="When this record was last written.")

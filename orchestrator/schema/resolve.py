@@ -18,6 +18,7 @@ from orchestrator.schema.framework import FrameworkDefinition, TaskDefinition
 from orchestrator.schema.loading import load_model, validate, validation_error
 from orchestrator.schema.merge import merge
 from orchestrator.schema.overrides import parse_overrides
+from orchestrator.schema.sanity import check_values, run_keys
 
 FLAG_KEYS: dict[str, tuple[str, ...]] = {
     "--eval_type": ("config", "type"),
@@ -95,6 +96,8 @@ def resolve_run(framework: FrameworkDefinition, request: RunRequest) -> Evaluati
     data["pkg_name"] = framework.framework.pkg_name
     evaluation = _validate_resolved(data)
     check_endpoint_type(evaluation, task)
+    check_values(evaluation.model_dump(include={"config", "target"}))
+    run_keys(evaluation)  # names, not keys
     return evaluation
 
 

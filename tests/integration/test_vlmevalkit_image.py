@@ -439,3 +439,30 @@ def test_evals_run_on_the_host(vlmevalkit_image: str, endpoint: EndpointServer, 
     for path in out.rglob("*"):
         if path.is_file() and not path.is_symlink():
             assert b"sk-host-vlm-9" not in path.read_bytes(), path
+
+
+def test_a_judge_task_runs_through_evals_run_with_its_key_by_name(vlmevalkit_image: str, endpoint: EndpointServer,
+                                                                   tmp_path: Path) -> None:
+    """`evals run` forwards every key a config names (here the judge's), checks it on the host first, and masks it."""
+    run_yml = tmp_path / "run.yml"
+    with serve(model="judge-model") as judge:
+        run_yml.write_text(yaml.safe_dump({"config": {"params": {"extra": {"judge": {
+            "model": "judge-model", "url": f"{judge.url}/v1/chat/completions", "api_key": "JUDGE_KEY"}}}}}))
+        args = [sys.executable, "-m", "orchestrator.cli", "run", "--harness", "vlmevalkit", "--eval_type",
+                "ai2d_judge", "--model_id", endpoint.model, "--model_url", f"{endpoint.url}/v1/chat/completions",
+                "--model_type", "vlm", "--run_config", str(run_yml), "--data_dir", str(DATA), "--offline"]
+        env = {k: v for k, v in os.environ.items() if k != "JUDGE_KEY"}
+        unset = subprocess.run([*args, "--output_dir", str(tmp_path / "unset")], capture_output=True, text=True,
+                               check=False, timeout=300, cwd=REPO, env=env)
+        assert unset.returncode == 2
+        assert "JUDGE_KEY (named by config.params.extra.judge.api_key) is not set" in unset.stderr
+        assert not (tmp_path / "unset").exists()
+        result = subprocess.run([*args, "--output_dir", str(tmp_path / "out")], capture_output=True, text=True,
+                                check=False, timeout=900, cwd=REPO, env={**env, "JUDGE_KEY": "nvapi-judge-777"})
+        judged = [r for r in judge.requests if r.kind == "inference"]
+    assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-4000:]
+    assert {r.header("Authorization") for r in judged} == {"Bearer nvapi-judge-777"}
+    assert any(accuracy(results_of(tmp_path / "out").results, group="ai2d") == pytest.approx(k / 3) for k in (1, 2, 3))
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert b"nvapi-judge-777" not in path.read_bytes(), path

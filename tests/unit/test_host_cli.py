@@ -162,5 +162,5 @@ def test_show_prints_scores_of_results_files(tmp_path: Path) -> None:
 def test_show_rejects_an_invalid_results_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "results.yml"
     bad.write_text("results: {}\n")
-    assert cli.main(["show", str(tmp_path)]) == 1
+    assert cli.main(["show", str(tmp_path)]) == 2  # a file the user names is input
     assert "invalid results file" in capsys.readouterr().err

@@ -134,4 +134,4 @@ def test_a_proxy_password_is_masked_but_not_the_whole_url(monkeypatch: pytest.Mo
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HTTP_PROXY", "http://user:s3cret-pw@proxy.corp:3128")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp:3128")
-    assert _secrets("sk-key-123") == ["sk-key-123", "s3cret-pw"]
+    assert _secrets(["sk-key-123"]) == ["sk-key-123", "s3cret-pw"]

@@ -90,7 +90,7 @@ def _written_at(path: Path) -> datetime:
 def _load(path: Path) -> Entry:
     try:
         data: object = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, ValueError, RecursionError) as err:  # ValueError: JSON, UTF-8, an integer too long
         raise ResultsParseError(
             f"{path}: cannot read lm-eval results: {err}",
             hint="the file may be truncated (harness killed while writing?); rerun the evaluation",

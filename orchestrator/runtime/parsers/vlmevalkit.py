@@ -99,7 +99,7 @@ def _load(path: Path) -> object:
             if path.suffix == ".json":
                 return json.load(handle)
             return list(csv.DictReader(handle))
-    except (OSError, ValueError, csv.Error) as err:  # ValueError covers JSON and UTF-8 decoding
+    except (OSError, ValueError, RecursionError, csv.Error) as err:  # ValueError: JSON, UTF-8; RecursionError: depth
         raise ResultsParseError(f"cannot read VLMEvalKit score file {path}: {err}") from err
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -99,15 +101,32 @@ class Reasoning:
         return text, False
 
 
+MASKED_VARS = "EVALS_PROXY_MASKED_VARS"
+"""Comma-separated NAMES of the variables whose values never reach a body log (set by the runtime for the proxy
+and its other processes, which inherit it): the run's keys and the Hub token."""
+MASK = b"***"
+MIN_MASKED = 4
+"""Values shorter than this are not masked (as in harness.log): they would mask ordinary text."""
+
+
+def masked_values(environ: Mapping[str, str] = os.environ) -> list[bytes]:
+    """The values of the variables :data:`MASKED_VARS` names, longest first."""
+    names = [n.strip() for n in environ.get(MASKED_VARS, "").split(",") if n.strip()]
+    values = {environ.get(name, "").encode() for name in names}
+    return sorted((v for v in values if len(v) >= MIN_MASKED), key=len, reverse=True)
+
+
 class BodyLog:
     """A JSONL log of request or response bodies holding at most ``max_records`` records.
 
     The proxy's processes share the file: each append happens under an exclusive lock, after counting
-    the records the others appended since this process last looked.
+    the records the others appended since this process last looked. Known secret values are replaced by
+    ``***`` before anything is written (an endpoint may echo the key in an error body).
     """
 
-    def __init__(self, path: Path, config: LoggingConfig) -> None:
+    def __init__(self, path: Path, config: LoggingConfig, *, secrets: list[bytes] | None = None) -> None:
         self.path, self.config = path, config
+        self.secrets = secrets or []
         self._lock = threading.Lock()
         self.full = config.max_records == 0
         self._counted_bytes = 0
@@ -118,6 +137,8 @@ class BodyLog:
         with self._lock:
             if self.full:
                 return
+            for secret in self.secrets:
+                raw = raw.replace(secret, MASK)
             text = raw[: self.config.max_bytes].decode(errors="replace")
             line = jsoncodec.dumps({"id": request_id, **fields, "body": text,
                                     "truncated": len(raw) > self.config.max_bytes}) + b"\n"

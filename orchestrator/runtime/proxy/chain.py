@@ -14,6 +14,7 @@ from orchestrator.runtime.proxy.adjust import (
     RequestLogging,
     ResponseLogging,
     SystemMessage,
+    masked_values,
 )
 from orchestrator.runtime.proxy.cache import Caching, ResponseCache
 from orchestrator.runtime.proxy.endpoint import Endpoint
@@ -49,7 +50,8 @@ def _caching(spec: adapter.Interceptor, ctx: ChainContext) -> Interceptor:
 
 def _logging(spec: adapter.Interceptor, ctx: ChainContext) -> Interceptor:
     assert isinstance(spec, adapter.RequestLoggingInterceptor | adapter.ResponseLoggingInterceptor)
-    log = BodyLog(ctx.output_dir / "logs" / f"proxy_{spec.name.removesuffix('_logging')}_bodies.jsonl", spec.config)
+    log = BodyLog(ctx.output_dir / "logs" / f"proxy_{spec.name.removesuffix('_logging')}_bodies.jsonl", spec.config,
+                  secrets=masked_values())
     return RequestLogging(log) if spec.name == "request_logging" else ResponseLogging(log)
 
 
