@@ -29,8 +29,9 @@ import docker.errors
 import pytest
 import yaml
 
-from orchestrator.runtime.render import TemplateFailedError, render_command
+from orchestrator.runtime.render import render_command
 from orchestrator.schema.container import DATA_DIR, RESULTS_DIR
+from orchestrator.schema.errors import InputError
 from orchestrator.schema.framework import FrameworkDefinition
 from orchestrator.schema.loading import load_model
 from orchestrator.schema.resolve import RunRequest, resolve_run
@@ -336,12 +337,15 @@ def test_judge_key_variable_must_be_set(vlmevalkit_image: str, trap: Trap, tmp_p
         "--overrides", f"config.params.extra.judge={judge}"], output_dir=tmp_path, data_dir=DATA, timeout=120,
         env=trap.env())
     assert finished.exit_code == 2
-    assert "UNSET_JUDGE_KEY (config.params.extra.judge.api_key) is not set" in finished.logs
+    assert "environment variable UNSET_JUDGE_KEY (named by config.params.extra.judge.api_key) is not set" \
+        in finished.logs
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
     assert trap.connections == 0
 
 
 def test_judge_key_is_a_variable_name_and_args_may_be_a_json_string() -> None:
-    """Rendering only: a key value in place of its name is refused; NVIDIA's string-form args pass verbatim."""
+    """Resolving and rendering only: a key value in place of its name is refused unseen; NVIDIA's string-form args
+    pass verbatim."""
     definition = load_model(FrameworkDefinition, REPO / "images/vlmevalkit/framework.yml")
 
     def command(judge: dict[str, object]) -> str:
@@ -350,7 +354,7 @@ def test_judge_key_is_a_variable_name_and_args_may_be_a_json_string() -> None:
                              overrides=f"config.params.extra.judge={json.dumps(judge)}")
         return render_command(resolve_run(definition, request))
 
-    with pytest.raises(TemplateFailedError, match="must be the NAME of an environment variable") as info:
+    with pytest.raises(InputError, match="must be the NAME of an environment variable") as info:  # when resolved
         command({"model": "j", "api_key": "nvapi-abc$(id)"})
     assert info.value.exit_code == 2 and "nvapi-abc" not in str(info.value)
     rendered = command({"model": "j", "api_key": "JUDGE_KEY", "args": '{"use_azure": true}'})
