@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.runtime.proxy.http import HttpRequest, HttpResponse, HttpServer, UpstreamError, UpstreamPool
+from orchestrator.runtime.proxy.http import HttpRequest, HttpResponse, UpstreamError, UpstreamPool
+from orchestrator.runtime.proxy.http_server import HttpServer
 
 Answer = Callable[[bytes], Awaitable[bytes | None]]
 

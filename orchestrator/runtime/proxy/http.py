@@ -1,25 +1,22 @@
 """The proxy's HTTP/1.1 plumbing: asyncio protocols with httptools' parser (llhttp, the parser of Node.js).
 
-A keep-alive server for the harness and a pooled keep-alive client for the endpoint. Both are small
-on purpose: the proxy relays one request and one answer per exchange, with Content-Length or chunked
-bodies, and nothing else of HTTP's breadth (no upgrades, no streaming relay: answers are buffered).
-aiohttp, which the proxy used before, spent more CPU per relayed request (server and client side)
-than the whole interceptor chain; see bench/README.md.
+The request and answer types, and a pooled keep-alive client for the endpoint; the server for the harness is
+:mod:`orchestrator.runtime.proxy.http_server`. Both are small on purpose: the proxy relays one request and one
+answer per exchange, with Content-Length or chunked bodies, and nothing else of HTTP's breadth (no upgrades, no
+streaming relay: answers are buffered). aiohttp, which the proxy used before, spent more CPU per relayed request
+(server and client side) than the whole interceptor chain; see bench/README.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import socket
 import ssl
-import sys
 import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -52,186 +49,26 @@ class HttpResponse:
 
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
 
-MAX_REQUEST_BYTES = 256 * 1024 * 1024
-"""A request body larger than this (base64 images included) is refused with 413."""
-
-_FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
-_REASONS = {status.value: status.phrase for status in HTTPStatus}
+FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
 
 
-def _serialize(response: HttpResponse, *, keep_alive: bool, head_only: bool = False) -> bytes:
-    lines = [f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Unknown')}"]
-    lines.extend(f"{name}: {value}" for name, value in response.headers.items() if name not in _FRAMING)
-    lines.append(f"content-length: {len(response.body)}")
-    if not keep_alive:
-        lines.append("connection: close")
-    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-    return head if head_only else head + response.body
-
-
-def _add_header(headers: dict[str, str], name: bytes, value: bytes) -> None:
+def add_header(headers: dict[str, str], repeated: dict[str, list[str]], name: bytes, value: bytes) -> None:
+    """Add one field. A repeated name's values wait in ``repeated`` until :func:`join_repeated`:
+    joining them as they come would copy the value so far each time (quadratic in the count)."""
     key, text = name.decode("latin-1").lower(), value.decode("latin-1")
-    headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    if key not in headers:
+        headers[key] = text
+    elif key in repeated:
+        repeated[key].append(text)
+    else:
+        repeated[key] = [headers[key], text]
 
 
-class _ServerConnection(asyncio.Protocol):
-    """One harness connection: parses requests, answers them in order (pipelining included)."""
-
-    def __init__(self, server: HttpServer) -> None:
-        self._server = server
-        self._parser = httptools.HttpRequestParser(self)
-        self._transport: asyncio.Transport | None = None
-        self._url = b""
-        self._headers: dict[str, str] = {}
-        self._body: list[bytes] = []
-        self._queue: deque[tuple[HttpRequest, bool]] = deque()
-        self._worker: asyncio.Task[None] | None = None
-        self._paused = False
-        self._size = 0
-        self._rejected = False
-        self.closed = False
-
-    # asyncio.Protocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
-        self._server.connections.add(self)
-
-    def data_received(self, data: bytes) -> None:
-        if self._rejected:
-            return
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._reject(400, "the proxy does not support protocol upgrades")
-        except httptools.HttpParserError as err:
-            self._reject(400, f"malformed HTTP request: {err}")
-        if self._size > self._server.max_request_bytes:
-            self._reject(413, f"request body over {self._server.max_request_bytes} bytes")
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self._server.connections.discard(self)
-
-    # httptools callbacks
-    def on_message_begin(self) -> None:
-        self._url, self._headers, self._body, self._size = b"", {}, [], 0
-
-    def on_url(self, url: bytes) -> None:
-        self._url += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        _add_header(self._headers, name, value)
-
-    def on_headers_complete(self) -> None:
-        if self._headers.get("expect", "").lower() == "100-continue" and self._transport is not None:
-            self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-
-    def on_body(self, body: bytes) -> None:
-        self._size += len(body)
-        if self._size <= self._server.max_request_bytes:
-            self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        if self._size > self._server.max_request_bytes:
-            return
-        method = self._parser.get_method().decode("latin-1")
-        request = HttpRequest(method, self._url.decode("latin-1"), self._headers, b"".join(self._body))
-        self._queue.append((request, self._parser.should_keep_alive()))
-        if len(self._queue) > 16 and not self._paused and self._transport is not None:
-            self._paused = True
-            self._transport.pause_reading()
-        if self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(self._serve())
-            self._server.workers.add(self._worker)
-
-    # answering
-    async def _serve(self) -> None:
-        try:
-            while self._queue:
-                request, keep_alive = self._queue.popleft()
-                try:
-                    response = await self._server.handler(request)
-                except Exception as err:  # a bug in the chain must not hang the harness
-                    print(f"adapter proxy: internal error on {request.method} {request.target}: "
-                          f"{type(err).__name__}: {err}", file=sys.stderr)
-                    response = HttpResponse(500, {"content-type": "application/json"},
-                                            b'{"error":{"message":"adapter proxy internal error","code":500}}')
-                transport = self._transport
-                if self.closed or transport is None or transport.is_closing():
-                    continue  # the harness went away; the answer is still cached and counted
-                keep_alive = keep_alive and not self._server.closing
-                transport.write(_serialize(response, keep_alive=keep_alive, head_only=request.method == "HEAD"))
-                if not keep_alive:
-                    self._queue.clear()
-                    transport.close()
-                elif self._paused and len(self._queue) <= 4:
-                    self._paused = False
-                    transport.resume_reading()
-        finally:
-            if self._worker is not None:
-                self._server.workers.discard(self._worker)
-            self._worker = None
-
-    def _reject(self, status: int, message: str) -> None:
-        self._rejected = True
-        if self._transport is None or self._transport.is_closing():
-            return
-        body = json.dumps({"error": {"message": message, "code": status}}).encode()
-        self._transport.write(_serialize(HttpResponse(status, {"content-type": "application/json"}, body),
-                                         keep_alive=False))
-        self._transport.close()
-
-    def close_if_idle(self) -> None:
-        """Close the connection unless a request is being answered."""
-        if self._worker is None and self._transport is not None:
-            self._transport.close()
-
-
-class HttpServer:
-    """Listens on 127.0.0.1 and hands every request to ``handler``."""
-
-    def __init__(self, handler: Handler, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
-        self.handler = handler
-        self.max_request_bytes = max_request_bytes
-        self.connections: set[_ServerConnection] = set()
-        self.workers: set[asyncio.Task[None]] = set()
-        self.closing = False
-        self._server: asyncio.Server | None = None
-        self.port = 0
-
-    async def start(self, port: int = 0, *, reuse_port: bool = False) -> None:
-        """Listen on 127.0.0.1:``port`` (0: a free port); ``reuse_port``: share it with other processes."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind(("127.0.0.1", port))
-            sock.listen(1024)
-            sock.setblocking(False)
-            self._server = await asyncio.get_running_loop().create_server(lambda: _ServerConnection(self), sock=sock)
-        except BaseException:
-            sock.close()
-            raise
-        self.port = int(sock.getsockname()[1])
-
-    async def stop(self, grace: float = 5.0) -> None:
-        """Stop accepting, let requests in flight finish (up to ``grace`` s), close every connection."""
-        self.closing = True
-        if self._server is not None:
-            self._server.close()
-        for connection in list(self.connections):
-            connection.close_if_idle()
-        if self.workers:
-            await asyncio.wait(list(self.workers), timeout=grace)
-        for task in list(self.workers):
-            task.cancel()
-        for connection in list(self.connections):
-            if connection._transport is not None:
-                connection._transport.abort()
-        if self._server is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), timeout=grace)
+def join_repeated(headers: dict[str, str], repeated: dict[str, list[str]]) -> None:
+    """Each repeated field's values as one comma-separated value (RFC 9110, 5.3), in one pass."""
+    for key, values in repeated.items():
+        headers[key] = ", ".join(values)
+    repeated.clear()
 
 
 class UpstreamError(Exception):
@@ -251,6 +88,7 @@ class _ClientConnection(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.status = 0
         self.headers: dict[str, str] = {}
+        self.repeated: dict[str, list[str]] = {}
         self.body: list[bytes] = []
         self.received = False
         self.headers_done = False
@@ -262,6 +100,7 @@ class _ClientConnection(asyncio.Protocol):
         """Write one request; the future resolves when its whole answer has arrived."""
         assert self.transport is not None
         self.status, self.headers, self.body = 0, {}, []
+        self.repeated.clear()
         self.received = self.headers_done = False
         self.head_only = head_only
         self.waiter = asyncio.get_running_loop().create_future()
@@ -302,9 +141,11 @@ class _ClientConnection(asyncio.Protocol):
         self._finish(UpstreamError(f"the endpoint closed the connection {what}{reason}", answered=self.received))
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        _add_header(self.headers, name, value)
+        add_header(self.headers, self.repeated, name, value)
 
     def on_headers_complete(self) -> None:
+        if self.repeated:
+            join_repeated(self.headers, self.repeated)
         self.status = self.parser.get_status_code()
         self.headers_done = True
         if self.head_only:  # the parser cannot know a HEAD answer has no body: finish here, do not reuse
@@ -315,6 +156,8 @@ class _ClientConnection(asyncio.Protocol):
         self.body.append(body)
 
     def on_message_complete(self) -> None:
+        if self.repeated:  # trailer fields
+            join_repeated(self.headers, self.repeated)
         self.keep_alive = self.parser.should_keep_alive()
         self._finish()
 
@@ -432,7 +275,7 @@ class UpstreamPool:
     def _encode(self, method: str, target: str, headers: dict[str, str], body: bytes) -> bytes:
         lines = [f"{method} {target} HTTP/1.1", f"host: {self.host_header}"]
         lines.extend(f"{name}: {value}" for name, value in headers.items()
-                     if name not in _FRAMING and name != "host")
+                     if name not in FRAMING and name != "host")
         if body or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
             lines.append(f"content-length: {len(body)}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body

@@ -24,7 +24,8 @@ from urllib.parse import urlsplit
 from orchestrator.runtime.proxy import jsoncodec
 from orchestrator.runtime.proxy.chain import ChainContext, build_chain
 from orchestrator.runtime.proxy.endpoint import Endpoint
-from orchestrator.runtime.proxy.http import HttpRequest, HttpResponse, HttpServer, UpstreamError, new_event_loop
+from orchestrator.runtime.proxy.http import HttpRequest, HttpResponse, UpstreamError, new_event_loop
+from orchestrator.runtime.proxy.http_server import HttpServer
 from orchestrator.runtime.proxy.stats import Stats
 from orchestrator.runtime.proxy.types import Handler, ProxyRequest
 from orchestrator.schema.adapter import AdapterConfig
@@ -132,7 +133,7 @@ class Proxy:
         raw = request.body
         try:
             body = jsoncodec.loads(raw) if raw else None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply for the fallback parser
             body = None
         proxied = ProxyRequest(request.path, raw, body if isinstance(body, dict) else None, headers,
                                time.monotonic(), next(self._ids))
