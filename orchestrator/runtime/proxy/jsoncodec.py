@@ -1,6 +1,7 @@
 """JSON for the proxy's hot path: orjson (several times faster than the standard library), with the
-standard library as the fallback for what orjson refuses: NaN and Infinity literals and integers
-beyond 64 bits, which Python's own json accepts and some endpoints send."""
+standard library as the fallback for what orjson refuses: NaN and Infinity literals when reading (which
+Python's own json accepts and some endpoints send), integers beyond 64 bits when writing. (orjson reads an
+integer beyond 64 bits as a float: such a number in a body an interceptor rewrites loses precision.)"""
 
 from __future__ import annotations
 
@@ -11,11 +12,15 @@ import orjson
 
 
 def loads(raw: bytes | str) -> Any:
-    """Parse JSON; raises ValueError if neither parser accepts it."""
+    """Parse JSON; raises ValueError if neither parser accepts it (also for nesting too deep for either:
+    orjson stops at 1024 levels, the standard library with RecursionError)."""
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return json.loads(raw)
+        try:
+            return json.loads(raw)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
 
 
 def dumps(value: Any, *, sort_keys: bool = False) -> bytes:

@@ -133,7 +133,7 @@ class Proxy:
         raw = request.body
         try:
             body = jsoncodec.loads(raw) if raw else None
-        except (ValueError, RecursionError):  # RecursionError: nested too deeply for the fallback parser
+        except ValueError:  # not JSON (or nested too deeply): forwarded as it is
             body = None
         proxied = ProxyRequest(request.path, raw, body if isinstance(body, dict) else None, headers,
                                time.monotonic(), next(self._ids))
