@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from orchestrator.schema.config import EnvVarName
 from orchestrator.schema.errors import ConfigError
 from orchestrator.schema.loading import load_model, validation_error
+from orchestrator.schema.sanity import check_values
 
 ContainerRuntime = Literal["docker", "enroot", "apptainer"]
 """How a batch job starts the image: ``docker run``, ``srun --container-image`` (enroot/pyxis), ``apptainer exec``."""
@@ -137,4 +138,6 @@ def resolve_slurm_config(path: Path | None, flags: dict[str, Any]) -> SlurmConfi
     update = from_flags.model_dump(include=set(given) - {"sbatch_extra"})
     if "sbatch_extra" in given:
         update["sbatch_extra"] = [*base.sbatch_extra, *from_flags.sbatch_extra]
-    return base.model_copy(update=update)
+    config = base.model_copy(update=update)
+    check_values(config.model_dump(), "slurm")  # a NUL byte cannot be in an #SBATCH line or a path
+    return config

@@ -247,3 +247,11 @@ def test_injected_values_reach_the_harness_as_data(template: str, where: str, tm
     log = (out / "logs" / "harness.log").read_text()
     expected = f"{value}|" if where == "model_id" else f"m|{value}"
     assert expected in log, (expected, log[:500])
+
+
+def test_a_nul_byte_in_a_slurm_config_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "slurm.yml").write_text('sbatch_extra: ["--comment=a\\0b"]\n')
+    code = host_cli.main(["run", "--executor", "slurm", "--slurm_config", str(tmp_path / "slurm.yml"), "--eval_type",
+                          "gsm8k", "--model_id", "m", "--model_url", URL, "--model_type", "chat", "--dry_run"])
+    err = capsys.readouterr().err
+    assert code == 2 and "slurm.sbatch_extra[0]: contains a NUL byte" in err and len(err.strip().splitlines()) == 1
