@@ -80,7 +80,14 @@ class UpstreamError(Exception):
 
 
 class _ClientConnection(asyncio.Protocol):
-    """One pooled connection to the endpoint; one exchange at a time."""
+    """One pooled connection to the endpoint; one exchange at a time.
+
+    Interim answers (1xx but 101: ``100 Continue``, ``103 Early Hints``) are read and dropped, as RFC 9110
+    (15.2) asks, however they are split into segments; the exchange ends with the final answer. Bytes that
+    arrive when no exchange is waiting (a second answer, garbage) mean the connection can no longer be
+    trusted to pair answers with requests: it is closed, never reused, so an answer cannot reach the next
+    request.
+    """
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -95,13 +102,14 @@ class _ClientConnection(asyncio.Protocol):
         self.head_only = False
         self.keep_alive = True
         self.lost = False
+        self.interim = False
 
     def send(self, data: bytes, *, head_only: bool) -> asyncio.Future[None]:
         """Write one request; the future resolves when its whole answer has arrived."""
         assert self.transport is not None
         self.status, self.headers, self.body = 0, {}, []
         self.repeated.clear()
-        self.received = self.headers_done = False
+        self.received = self.headers_done = self.interim = False
         self.head_only = head_only
         self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(data)
@@ -117,7 +125,19 @@ class _ClientConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
 
+    def _waiting(self) -> bool:
+        return self.waiter is not None and not self.waiter.done()
+
+    def _stray(self) -> None:
+        """Bytes no request asked for: this connection cannot be trusted any more."""
+        self.keep_alive = False
+        if self.transport is not None:
+            self.transport.close()
+
     def data_received(self, data: bytes) -> None:
+        if not self._waiting():
+            self._stray()
+            return
         self.received = True
         try:
             self.parser.feed_data(data)
@@ -140,25 +160,49 @@ class _ClientConnection(asyncio.Protocol):
         what = "in the middle of its answer" if self.received else "before answering"
         self._finish(UpstreamError(f"the endpoint closed the connection {what}{reason}", answered=self.received))
 
+    def on_message_begin(self) -> None:
+        if not self._waiting():  # a second answer in the same segment as the first
+            self._stray()
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        add_header(self.headers, self.repeated, name, value)
+        if self._waiting():  # (after the answer is complete: the stray bytes of a closing connection)
+            add_header(self.headers, self.repeated, name, value)
 
     def on_headers_complete(self) -> None:
+        if not self._waiting():
+            return
+        status = self.parser.get_status_code()
+        if 100 <= status < 200 and status != 101:  # interim: dropped, the final answer follows
+            self.headers, self.interim = {}, True
+            self.repeated.clear()
+            return
         if self.repeated:
             join_repeated(self.headers, self.repeated)
-        self.status = self.parser.get_status_code()
+        self.status = status
+        if status == 101:  # never asked for (the proxy sends no Upgrade): not HTTP any more
+            self.keep_alive = False
+            self._finish(UpstreamError("the endpoint switched protocols (101) though no upgrade was asked for",
+                                       answered=True))
+            self._stray()
+            return
         self.headers_done = True
         if self.head_only:  # the parser cannot know a HEAD answer has no body: finish here, do not reuse
             self.keep_alive = False
             self._finish()
 
     def on_body(self, body: bytes) -> None:
-        self.body.append(body)
+        if self._waiting():
+            self.body.append(body)
 
     def on_message_complete(self) -> None:
+        if not self._waiting():
+            return
+        if self.interim:  # the end of a 1xx: keep waiting for the final answer
+            self.interim = False
+            return
         if self.repeated:  # trailer fields
             join_repeated(self.headers, self.repeated)
-        self.keep_alive = self.parser.should_keep_alive()
+        self.keep_alive = self.keep_alive and self.parser.should_keep_alive()
         self._finish()
 
     def response(self) -> HttpResponse:
