@@ -252,6 +252,33 @@ def test_authorization_is_forwarded_and_other_paths_pass_through(tmp_path: Path)
     assert usage.requests == 1
 
 
+def test_hop_by_hop_headers_and_those_connection_names_stay_with_the_proxy(tmp_path: Path) -> None:
+    """Other paths get the request's headers but hop-by-hop ones (and any ``Connection`` names); the model's path
+    gets only an allowlist (authorization, content type, accept, OpenAI organisation/project)."""
+    seen: dict[str, dict[str, str]] = {}
+
+    async def script(request: web.Request, attempt: int) -> web.StreamResponse:
+        seen[request.path] = {name.lower(): value for name, value in request.headers.items()}
+        return web.json_response(ANSWER if request.path.endswith("completions") else {"tokens": [1]})
+
+    async def client(url: str) -> list[tuple[int, Any]]:
+        origin = url.rsplit("/v1/", 1)[0]
+        headers = {"Authorization": "Bearer k2", "Connection": "keep-alive, X-Hop, x-other", "X-Hop": "1",
+                   "X-Other": "2", "X-Kept": "3", "Proxy-Authorization": "Basic cDpx", "TE": "trailers"}
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{origin}/tokenize", json={"prompt": "x"}, headers=headers) as reply:
+                await reply.read()
+            async with session.post(url, json=BODY, headers=headers) as reply:
+                return [(reply.status, dict(reply.headers))]
+
+    replies, _, _ = run(script, {}, tmp_path, client)
+    tokenize, model = seen["/tokenize"], seen["/v1/chat/completions"]
+    assert tokenize["x-kept"] == "3" and tokenize["authorization"] == "Bearer k2"
+    assert not set(tokenize) & {"x-hop", "x-other", "proxy-authorization", "te"}
+    assert model["authorization"] == "Bearer k2" and not set(model) & {"x-kept", "x-hop", "x-other", "te"}
+    assert replies[0][0] == 200 and "x-hop" not in {name.lower() for name in replies[0][1]}
+
+
 def test_concurrent_requests_all_answered(tmp_path: Path) -> None:
     async def script(request: web.Request, attempt: int) -> web.StreamResponse:
         await asyncio.sleep(0.05)

@@ -33,6 +33,8 @@ from orchestrator.schema.results import Usage
 
 _HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "accept-encoding",
                "expect", "te", "trailer", "upgrade", "proxy-connection", "proxy-authorization"}
+"""Never forwarded to the endpoint, nor any header the request's ``Connection`` names (RFC 9110 7.6.1). Answers
+go back with their content type only."""
 
 
 class Proxy:
@@ -127,7 +129,8 @@ class Proxy:
         return self.stats.usage()
 
     async def _handle(self, request: HttpRequest) -> HttpResponse:
-        headers = {k: v for k, v in request.headers.items() if k not in _HOP_BY_HOP}
+        named = {token.strip().lower() for token in request.headers.get("connection", "").split(",")}
+        headers = {k: v for k, v in request.headers.items() if k not in _HOP_BY_HOP and k not in named}
         if request.method != "POST" or request.path != self.path:
             return await self._pass_through(request, headers)
         raw = request.body
