@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import urllib.error
 import urllib.request
@@ -15,6 +16,7 @@ import pytest
 from aiohttp import web
 
 from orchestrator.runtime.proxy.endpoint import retry_after_seconds
+from orchestrator.runtime.proxy.http import UpstreamPool
 from orchestrator.runtime.proxy.server import Proxy, ProxyThread, default_processes
 from orchestrator.schema.adapter import AdapterConfig
 from orchestrator.schema.results import Usage
@@ -131,6 +133,20 @@ def test_client_error_fails_fast_with_the_endpoints_message(tmp_path: Path) -> N
 
     replies, usage, upstream = run(script, FAST_RETRIES, tmp_path, chat(BODY))
     assert replies == [(400, {"error": {"message": "max_tokens too large"}})]
+    assert sum(upstream.attempts.values()) == 1 and usage.failed_requests == 1
+
+
+def test_an_answer_over_the_size_limit_is_a_502_that_names_it_and_is_not_retried(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("orchestrator.runtime.proxy.endpoint.UpstreamPool",
+                        functools.partial(UpstreamPool, max_response_bytes=1000))  # a small limit, same code
+
+    async def script(request: web.Request, attempt: int) -> web.StreamResponse:
+        return web.json_response({"choices": [], "padding": "x" * 5000})
+
+    replies, usage, upstream = run(script, FAST_RETRIES, tmp_path, chat(BODY))
+    [(status, body)] = replies
+    assert status == 502 and "over the proxy's limit of 1000 for one answer" in body["error"]["message"]
     assert sum(upstream.attempts.values()) == 1 and usage.failed_requests == 1
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from orchestrator.runtime.proxy.http import UpstreamError, UpstreamPool
+from orchestrator.runtime.proxy.http import ResponseTooLargeError, UpstreamError, UpstreamPool
 
 Script = Callable[[int, bytes], list[bytes]]
 """(request number on this server, request target) -> the segments to send back, in order."""
@@ -172,3 +172,32 @@ def test_bytes_arriving_on_an_idle_connection_retire_it() -> None:
 def test_an_unrequested_protocol_switch_is_an_error() -> None:
     with pytest.raises(UpstreamError, match="switched protocols"):
         exchange(lambda _n, _t: [b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n"], ["/x"])
+
+
+def exchange_capped(script: Script, cap: int) -> BaseException | tuple[int, bytes]:
+    async def main() -> BaseException | tuple[int, bytes]:
+        endpoint = Endpoint(script)
+        url = await endpoint.start()
+        pool = UpstreamPool(url, max_connections=1, max_response_bytes=cap)
+        try:
+            response = await pool.request("POST", "/x", {}, b"{}", timeout=5)
+            return response.status, response.body
+        except UpstreamError as err:
+            return err
+        finally:
+            pool.close()
+            await endpoint.stop()
+    return asyncio.run(main())
+
+
+def chunked(*pieces: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"".join(
+        f"{len(piece):x}\r\n".encode() + piece + b"\r\n" for piece in pieces) + b"0\r\n\r\n"
+
+
+def test_an_answer_over_the_size_limit_is_refused_declared_or_chunked() -> None:
+    declared = exchange_capped(lambda _n, _t: [final(b"x" * 2000)], 1000)
+    assert isinstance(declared, ResponseTooLargeError) and "declares 2000 bytes" in str(declared)
+    growing = exchange_capped(lambda _n, _t: [chunked(b"y" * 600, b"z" * 600)], 1000)
+    assert isinstance(growing, ResponseTooLargeError) and "over 1000 bytes" in str(growing)
+    assert exchange_capped(lambda _n, _t: [final(b"x" * 1000)], 1000) == (200, b"x" * 1000)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-from orchestrator.runtime.proxy.http import UpstreamError, UpstreamPool
+from orchestrator.runtime.proxy.http import ResponseTooLargeError, UpstreamError, UpstreamPool
 from orchestrator.runtime.proxy.types import ProxyRequest, ProxyResponse, error_response
 from orchestrator.schema.adapter import EndpointConfig
 
@@ -90,6 +90,11 @@ class Endpoint:
                     last.attempts, last.error_kinds = attempt + 1, kinds
                     return last
                 retry_after = retry_after_seconds(upstream.headers.get("retry-after"))
+            except ResponseTooLargeError as err:  # it would be as large again: not retried
+                kinds.append("response_too_large")
+                last = error_response(502, str(err), kind="response_too_large")
+                last.attempts, last.error_kinds = attempt + 1, kinds
+                return last
             except TimeoutError:
                 kind = "timeout"
                 last = error_response(504, f"endpoint did not answer within {self.timeout:g} s", kind=kind)

@@ -71,12 +71,21 @@ def join_repeated(headers: dict[str, str], repeated: dict[str, list[str]]) -> No
     repeated.clear()
 
 
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+"""An endpoint's answer larger than this (decompressed size not counted) is refused: answers are buffered whole,
+and no chat or completions answer comes near it (a 4,096-token answer with 20 top logprobs per token is a few MB)."""
+
+
 class UpstreamError(Exception):
     """The endpoint's connection failed or its answer was not HTTP."""
 
     def __init__(self, message: str, *, answered: bool = False) -> None:
         super().__init__(message)
         self.answered = answered
+
+
+class ResponseTooLargeError(UpstreamError):
+    """The endpoint's answer is over the size limit (asking again would not make it smaller)."""
 
 
 class _ClientConnection(asyncio.Protocol):
@@ -89,7 +98,9 @@ class _ClientConnection(asyncio.Protocol):
     request.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int = MAX_RESPONSE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[None] | None = None
@@ -107,7 +118,7 @@ class _ClientConnection(asyncio.Protocol):
     def send(self, data: bytes, *, head_only: bool) -> asyncio.Future[None]:
         """Write one request; the future resolves when its whole answer has arrived."""
         assert self.transport is not None
-        self.status, self.headers, self.body = 0, {}, []
+        self.status, self.headers, self.body, self.size = 0, {}, [], 0
         self.repeated.clear()
         self.received = self.headers_done = self.interim = False
         self.head_only = head_only
@@ -179,6 +190,12 @@ class _ClientConnection(asyncio.Protocol):
         if self.repeated:
             join_repeated(self.headers, self.repeated)
         self.status = status
+        declared = self.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes and not self.head_only:
+            self._finish(ResponseTooLargeError(f"the endpoint's answer declares {declared} bytes, over the proxy's "
+                                               f"limit of {self.max_bytes} for one answer", answered=True))
+            self._stray()
+            return
         if status == 101:  # never asked for (the proxy sends no Upgrade): not HTTP any more
             self.keep_alive = False
             self._finish(UpstreamError("the endpoint switched protocols (101) though no upgrade was asked for",
@@ -191,8 +208,16 @@ class _ClientConnection(asyncio.Protocol):
             self._finish()
 
     def on_body(self, body: bytes) -> None:
-        if self._waiting():
-            self.body.append(body)
+        if not self._waiting():
+            return
+        self.size += len(body)
+        if self.size > self.max_bytes:
+            self.body = []
+            self._finish(ResponseTooLargeError(f"the endpoint's answer is over {self.max_bytes} bytes, the proxy's "
+                                               "limit for one answer", answered=True))
+            self._stray()
+            return
+        self.body.append(body)
 
     def on_message_complete(self) -> None:
         if not self._waiting():
@@ -226,8 +251,9 @@ _SWEEP_SECONDS = 0.05
 class UpstreamPool:
     """Keep-alive connections to one origin (``http[s]://host[:port]``), at most ``max_connections``."""
 
-    def __init__(self, url: str, *, max_connections: int) -> None:
+    def __init__(self, url: str, *, max_connections: int, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
         parts = urlsplit(url)
+        self.max_response_bytes = max_response_bytes
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
         self.host = parts.hostname
@@ -335,8 +361,8 @@ class UpstreamPool:
     async def _connect(self, timeout: float) -> _ClientConnection:
         loop = asyncio.get_running_loop()
         _, connection = await asyncio.wait_for(
-            loop.create_connection(_ClientConnection, self.host, self.port, ssl=self._ssl,
-                                   server_hostname=self.host if self._ssl else None),
+            loop.create_connection(lambda: _ClientConnection(self.max_response_bytes), self.host, self.port,
+                                   ssl=self._ssl, server_hostname=self.host if self._ssl else None),
             timeout)
         sock: Any = connection.transport.get_extra_info("socket") if connection.transport else None
         if sock is not None:
