@@ -37,8 +37,8 @@ from orchestrator.launchers.slurm_script import render_batch_script
 from orchestrator.prefetch import (
     IMAGE_FORMATS,
     PrefetchItem,
+    check_holds,
     cluster_images,
-    open_prefetched,
     prefetch,
     read_prefetched,
     verify,
@@ -173,7 +173,8 @@ def run(
                            api_key_name=api_key_name, run_config=run_config, overrides=overrides,
                            offline=offline or data is not None)
                 for task in _tasks(eval_type)]
-    access = data_access(cache_dir=cache_dir, prefetched_cache=read_prefetched(data) if data else None,
+    prefetched = read_prefetched(data) if data else None
+    access = data_access(cache_dir=cache_dir, prefetched_cache=prefetched[0] if prefetched else None,
                          offline=offline)
     run_id = runs.new_run_id()
 
@@ -183,10 +184,12 @@ def run(
     planned = plan_tasks(requests, choose=choose, run_id=run_id, executor=kind, output_dir=output_dir,
                          output_root=Path(settings.output_root) if settings and settings.output_root
                          else DEFAULT_RESULTS, network=network, data_dir=data_dir, data=access)
-    if data is not None:
-        open_prefetched(data, [(p.image.harness, p.plan.evaluation.config.type) for p in planned])
+    if data is not None and prefetched is not None:
+        manifest = prefetched[1]
+        check_holds(data, manifest, [(p.image.harness, p.plan.evaluation.config.type) for p in planned])
         if settings is not None:  # the directory's .sqsh/.sif images, unless the Slurm config names others
-            held = cluster_images(data, settings.container_runtime, {p.image.harness: p.image.image for p in planned})
+            held = cluster_images(data, manifest, settings.container_runtime,
+                                  {p.image.harness: p.image.image for p in planned})
             settings = settings.model_copy(update={"images": {**held, **settings.images}})
     details = slurm_details(run_id, settings, tasks=len(planned)) if settings is not None else None
     record = new_record(run_id, kind, planned, details)

@@ -281,30 +281,28 @@ def verify(directory: Path, *, full: bool = True) -> PrefetchManifest:
     return manifest
 
 
-def read_prefetched(directory: Path) -> Path:
-    """The cache of a prefetched directory (sizes checked against the manifest; ``--verify`` checks digests)."""
-    verify(directory, full=False)
-    return (directory / CACHE_SUBDIR).resolve()
+def read_prefetched(directory: Path) -> tuple[Path, PrefetchManifest]:
+    """The cache of a prefetched directory and its manifest (sizes checked; ``--verify`` checks digests)."""
+    manifest = verify(directory, full=False)
+    return (directory / CACHE_SUBDIR).resolve(), manifest
 
 
-def open_prefetched(directory: Path, tasks: list[tuple[str, str]]) -> Path:
-    """For ``evals run --data DIR``: every task must be in the directory; returns its cache."""
-    manifest = read_manifest(directory)
+def check_holds(directory: Path, manifest: PrefetchManifest, tasks: list[tuple[str, str]]) -> None:
+    """For ``evals run --data DIR``: every (harness, task) must be in the directory."""
     have = {(t.harness, t.task) for t in manifest.tasks}
     for harness, task in tasks:
         if (harness, task) not in have:
             listed = ", ".join(f"{t.harness}.{t.task}" for t in manifest.tasks) or "none"
             raise InputError(f"{directory} holds no data for {harness}.{task} (it holds: {listed})",
                              hint=f"prefetch it: evals prefetch --eval_type {task} --to NEW_DIR")
-    return (directory / CACHE_SUBDIR).resolve()
 
 
-def cluster_images(directory: Path, runtime: str, images: dict[str, str]) -> dict[str, str]:
+def cluster_images(directory: Path, manifest: PrefetchManifest, runtime: str, images: dict[str, str]) -> dict[str, str]:
     """For a Slurm run from a prefetched directory: harness -> the directory's image file in the cluster
     runtime's format (enroot: .sqsh, apptainer: .sif), for each ``harness -> image name`` it holds."""
     if runtime not in ("enroot", "apptainer"):
         return {}
-    held = {(entry.image, entry.format): entry.file for entry in read_manifest(directory).images}
+    held = {(entry.image, entry.format): entry.file for entry in manifest.images}
     return {harness: str((directory / held[(name, runtime)]).resolve())
             for harness, name in images.items() if (name, runtime) in held}
 

@@ -28,7 +28,7 @@ from orchestrator.schema.framework import FrameworkDefinition
 from orchestrator.schema.loading import dump_yaml, load_model
 from orchestrator.schema.resolve import RunRequest, resolve_run
 from orchestrator.schema.results import Provenance, ResultsFile
-from orchestrator.schema.sanity import run_keys, unset_key
+from orchestrator.schema.sanity import KeyVariable, run_keys, unset_key
 
 
 @dataclass(frozen=True)
@@ -124,9 +124,8 @@ def _secrets(keys: list[str]) -> list[str]:
     return list(dict.fromkeys(value for value in values if value))
 
 
-def _key_values(evaluation: Evaluation) -> list[str]:
-    """The values of every key variable the run names; an unset one is bad input (before anything is written)."""
-    keys = run_keys(evaluation)
+def _key_values(keys: list[KeyVariable]) -> list[str]:
+    """The values of the run's key variables; an unset one is bad input (before anything is written)."""
     missing = unset_key(keys, os.environ)
     if missing is not None:
         raise missing
@@ -193,7 +192,8 @@ def dump_results(document: ResultsFile) -> str:
 def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
     """Run the plan: returns the results written to results.yml, or raises HarnessError."""
     evaluation = plan.evaluation
-    keys = _key_values(evaluation)
+    key_vars = run_keys(evaluation)
+    keys = _key_values(key_vars)
     output_dir = Path(evaluation.config.output_dir)
     prepare_output_dir(output_dir)
     write_atomic(output_dir / "run_config.yml", dump_yaml(evaluation_data(evaluation)))
@@ -204,8 +204,8 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
     if plan.data_command:
         check_cache(env, offline=offline)
         run_data_step(plan.data_command, log_path=output_dir / "logs" / "data.log", env=env, secrets=_secrets(keys))
-    masked = [key.name for key in run_keys(evaluation)]
-    os.environ[MASKED_VARS] = ",".join([*masked, HUB_TOKEN_VAR])  # for the proxy's body logs (and its processes)
+    # for the proxy's body logs (and its other processes, which inherit it)
+    os.environ[MASKED_VARS] = ",".join([*(key.name for key in key_vars), HUB_TOKEN_VAR])
     with _adapter(evaluation, output_dir) as proxy:
         command = render_command(harness_view(evaluation, proxy.origin if proxy else None),
                                  source=str(framework.path))

@@ -204,10 +204,11 @@ def test_images_for_clusters_are_made_by_the_real_tools_commands(tmp_path: Path,
                                                              ("enroot", f"images/{stem}.sqsh"),
                                                              ("apptainer", f"images/{stem}.sif")]
     assert f"images/{stem}.sqsh" in manifest.files
-    assert cluster_images(target, "enroot", {"lm-eval": image}) == {"lm-eval": str(target / f"images/{stem}.sqsh")}
-    assert cluster_images(target, "apptainer", {"lm-eval": image})["lm-eval"].endswith(".sif")
-    assert cluster_images(target, "docker", {"lm-eval": image}) == {}
-    assert cluster_images(target, "enroot", {"vlmevalkit": "evals/vlmevalkit:latest"}) == {}
+    sqsh = str(target / f"images/{stem}.sqsh")
+    assert cluster_images(target, manifest, "enroot", {"lm-eval": image}) == {"lm-eval": sqsh}
+    assert cluster_images(target, manifest, "apptainer", {"lm-eval": image})["lm-eval"].endswith(".sif")
+    assert cluster_images(target, manifest, "docker", {"lm-eval": image}) == {}
+    assert cluster_images(target, manifest, "enroot", {"vlmevalkit": "evals/vlmevalkit:latest"}) == {}
 
 
 def test_a_missing_or_failing_tool_leaves_nothing(tmp_path: Path, tools: Path, monkeypatch: pytest.MonkeyPatch) -> None:
