@@ -33,6 +33,14 @@ class EndpointConfig(_Strict):
     backoff_initial: float = Field(default=0.5, ge=0, description="First backoff in seconds (doubles each retry).")
     backoff_max: float = Field(default=30, ge=0, description="Largest backoff in seconds (Retry-After may exceed it).")
     max_connections: int = Field(default=512, ge=1, description="Connection pool size.")
+    first_byte_timeout: float | None = Field(
+        default=None, gt=0, description="Streamed answers (stream: true): seconds per attempt until the first bytes of "
+                                        "the answer's body arrive (default: request_timeout). Until then a failed "
+                                        "attempt is retried; after that nothing can be.")
+    idle_timeout: float | None = Field(
+        default=None, gt=0, description="Streamed answers: seconds the endpoint may send nothing between two chunks "
+                                        "(default: request_timeout); then the answer is cut off and the harness sees "
+                                        "an incomplete stream.")
 
 
 class LoggingConfig(_Strict):

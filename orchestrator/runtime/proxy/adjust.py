@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from orchestrator.runtime.proxy import jsoncodec
-from orchestrator.runtime.proxy.types import Handler, ProxyRequest, ProxyResponse
+from orchestrator.runtime.proxy.types import AnswerStream, Handler, ProxyRequest, ProxyResponse
 from orchestrator.schema.adapter import LoggingConfig, PayloadModifierConfig, ReasoningConfig, SystemMessageConfig
 
 
@@ -61,14 +62,22 @@ class PayloadModifier:
 
 
 class Reasoning:
-    """Strip reasoning (``<think>...</think>`` and ``reasoning_content``) from answers."""
+    """Strip reasoning (``<think>...</think>`` and ``reasoning_content``) from answers. Streamed answers are relayed
+    as they come, unchanged (a warning says so once)."""
 
     def __init__(self, config: ReasoningConfig) -> None:
         self.config = config
+        self.warned = False
 
     async def __call__(self, request: ProxyRequest, call_next: Handler) -> ProxyResponse:
         """Forward, then strip; an answer whose reasoning never ends is counted."""
         response = await call_next(request)
+        if response.stream is not None or response.content_type.startswith("text/event-stream"):
+            if not self.warned:
+                self.warned = True
+                print("adapter proxy: warning: the reasoning interceptor leaves streamed answers (stream: true) as "
+                      "they are; ask without streaming to have reasoning stripped", file=sys.stderr)
+            return response
         body = response.json() if response.status == 200 else None
         if body is None or not isinstance(body.get("choices"), list):
             return response
@@ -174,8 +183,17 @@ class ResponseLogging:
         self.log = log
 
     async def __call__(self, request: ProxyRequest, call_next: Handler) -> ProxyResponse:
-        """Forward, then log."""
+        """Forward, then log (a streamed answer once it has ended, whole)."""
         response = await call_next(request)
-        if not self.log.full:
+        if response.stream is not None:
+            status = response.status
+
+            def log(stream: AnswerStream, error: str | None) -> None:
+                if not self.log.full:
+                    self.log.write(request.request_id, stream.raw, status=status, cache_hit=False, streamed=True,
+                                   **({"error": error} if error else {}))
+
+            response.stream.on_end(log)
+        elif not self.log.full:
             self.log.write(request.request_id, response.raw, status=response.status, cache_hit=response.cache_hit)
         return response

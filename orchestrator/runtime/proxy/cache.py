@@ -2,8 +2,9 @@
 
 Every answer is committed at the end of the event loop's turn in which it arrived (answers arriving
 together share one commit), so a run restarted after a crash re-asks nothing answered before the
-last few milliseconds. Streaming requests and
-failed answers are not cached.
+last few milliseconds. Failed answers are not cached. A streamed answer (``stream: true``) is cached
+whole once it has ended complete, and a hit replays it whole, at once (a streamed request and the same
+request without ``stream`` have different keys).
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import time
 from pathlib import Path
 
 from orchestrator.runtime.proxy import jsoncodec
-from orchestrator.runtime.proxy.types import Handler, ProxyRequest, ProxyResponse
+from orchestrator.runtime.proxy.types import AnswerStream, Handler, ProxyRequest, ProxyResponse
 
 
 def request_key(request: ProxyRequest) -> bytes | None:
-    """sha256 of path + canonical JSON body; None when the request must not be cached."""
-    if request.body is None or request.body.get("stream"):
+    """sha256 of path + canonical JSON body; None when the request must not be cached (not JSON)."""
+    if request.body is None:
         return None
     return hashlib.sha256(request.path.encode() + b"\n" + jsoncodec.dumps(request.body, sort_keys=True)).digest()
 
@@ -169,6 +170,16 @@ class Caching:
         if key is not None and (hit := self.cache.get(key)) is not None:
             return hit
         response = await call_next(request)
-        if key is not None and response.status == 200 and response.json() is not None:
+        if key is None or response.status != 200:
+            return response
+        if response.stream is not None:
+            content_type = response.content_type
+
+            def store(stream: AnswerStream, error: str | None) -> None:
+                if error is None:
+                    self.cache.put(key, ProxyResponse(status=200, raw=stream.raw, content_type=content_type))
+
+            response.stream.on_end(store)
+        elif response.json() is not None:
             self.cache.put(key, response)
         return response

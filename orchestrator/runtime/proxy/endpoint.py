@@ -3,6 +3,11 @@
 Pooled connections; per-attempt timeouts; retries with exponential backoff and full jitter on
 429, 5xx, timeouts, dropped connections and malformed answers, honouring Retry-After, bounded
 in count and in total time. Any other 4xx is final: the harness gets the endpoint's message.
+
+Streamed answers (``stream: true`` and a ``text/event-stream`` answer) are handed on as soon as their first
+bytes arrive (within ``first_byte_timeout``), so the harness sees its first token when the endpoint sends it;
+until then an attempt is retried like any other, afterwards nothing can be: chunks must come at most
+``idle_timeout`` apart, else the answer is cut off (the server aborts the harness's connection).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 from orchestrator.runtime.proxy.http import ResponseTooLargeError, UpstreamError, UpstreamPool
-from orchestrator.runtime.proxy.types import ProxyRequest, ProxyResponse, error_response
+from orchestrator.runtime.proxy.types import AnswerStream, ProxyRequest, ProxyResponse, error_response
 from orchestrator.schema.adapter import EndpointConfig
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -47,6 +52,8 @@ class Endpoint:
         self.config = config
         self.timeout = config.request_timeout or timeout
         self.max_retries = config.max_retries if config.max_retries is not None else max_retries
+        self.first_byte_timeout = config.first_byte_timeout or self.timeout
+        self.idle_timeout = config.idle_timeout or self.timeout
         self.pool = UpstreamPool(url, max_connections=config.max_connections)
         parts = urlsplit(url)
         self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -68,28 +75,33 @@ class Endpoint:
         deadline = time.monotonic() + self.config.max_retry_seconds
         kinds: list[str] = []
         last = error_response(502, "no attempt made", kind="upstream_error")
+        streamed = _is_stream(request)
         for attempt in range(self.max_retries + 1):
             retry_after: float | None = None
             try:
-                upstream = await self.pool.request("POST", self.target, headers, request.raw, timeout=self.timeout)
-                last = ProxyResponse(status=upstream.status, raw=upstream.body,
-                                     content_type=upstream.headers.get("content-type", "application/json"))
-                if upstream.status == 200 and (last.json() is not None or _is_stream(request)):
+                if streamed:
+                    status, upstream_headers, raw, stream = await self._stream(request, headers)
+                else:
+                    upstream = await self.pool.request("POST", self.target, headers, request.raw, timeout=self.timeout)
+                    status, upstream_headers, raw, stream = upstream.status, upstream.headers, upstream.body, None
+                last = ProxyResponse(status=status, raw=raw, stream=stream,
+                                     content_type=upstream_headers.get("content-type", "application/json"))
+                if status == 200 and (streamed or last.json() is not None):
                     last.attempts, last.error_kinds = attempt + 1, kinds
                     return last
-                if 300 <= upstream.status < 400:  # following it would take the harness's requests elsewhere
-                    where = upstream.headers.get("location", "an address it does not give")
+                if 300 <= status < 400:  # following it would take the harness's requests elsewhere
+                    where = upstream_headers.get("location", "an address it does not give")
                     kinds.append("redirect")
-                    last = error_response(502, f"the endpoint {self.url} redirects (HTTP {upstream.status}) to "
+                    last = error_response(502, f"the endpoint {self.url} redirects (HTTP {status}) to "
                                           f"{where}: use that URL as the endpoint", kind="redirect")
                     last.attempts, last.error_kinds = attempt + 1, kinds
                     return last
-                kind = "malformed_body" if upstream.status == 200 else f"http_{upstream.status}"
-                if upstream.status != 200 and upstream.status not in RETRY_STATUS:
+                kind = "malformed_body" if status == 200 else f"http_{status}"
+                if status != 200 and status not in RETRY_STATUS:
                     kinds.append(kind)
                     last.attempts, last.error_kinds = attempt + 1, kinds
                     return last
-                retry_after = retry_after_seconds(upstream.headers.get("retry-after"))
+                retry_after = retry_after_seconds(upstream_headers.get("retry-after"))
             except ResponseTooLargeError as err:  # it would be as large again: not retried
                 kinds.append("response_too_large")
                 last = error_response(502, str(err), kind="response_too_large")
@@ -97,7 +109,8 @@ class Endpoint:
                 return last
             except TimeoutError:
                 kind = "timeout"
-                last = error_response(504, f"endpoint did not answer within {self.timeout:g} s", kind=kind)
+                waited = self.first_byte_timeout if streamed else self.timeout
+                last = error_response(504, f"endpoint did not answer within {waited:g} s", kind=kind)
             except (UpstreamError, OSError) as err:
                 kind = "connection_error"
                 last = error_response(502, f"endpoint connection failed: {type(err).__name__}: {err}", kind=kind)
@@ -110,6 +123,28 @@ class Endpoint:
             last = error_response(502, "endpoint answered with a body that is not JSON", kind="malformed_body")
         last.attempts, last.error_kinds = len(kinds), kinds
         return last
+
+
+    async def _stream(self, request: ProxyRequest,
+                      headers: dict[str, str]) -> tuple[int, dict[str, str], bytes, AnswerStream | None]:
+        """One attempt at a streamed answer: (status, headers, body, stream). A 200 event stream comes back as a
+        stream once its first bytes are here; any other answer (an error, or JSON from an endpoint that does not
+        stream) whole, as ``body``."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        answer = await self.pool.open_stream("POST", self.target, headers, request.raw,
+                                             timeout=self.first_byte_timeout, idle_timeout=self.idle_timeout)
+        try:
+            if answer.status != 200 or not answer.headers.get("content-type", "").startswith("text/event-stream"):
+                return answer.status, answer.headers, await answer.read_all(), None
+            first = await answer.read(timeout=max(0.0, started + self.first_byte_timeout - loop.time()))
+        except BaseException:
+            answer.close(complete=False)
+            raise
+        if not first:  # an empty stream
+            answer.close(complete=True)
+            return 200, answer.headers, b"", None
+        return 200, answer.headers, b"", AnswerStream(first, answer)
 
 
 def _is_stream(request: ProxyRequest) -> bool:

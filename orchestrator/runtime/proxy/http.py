@@ -2,8 +2,9 @@
 
 The request and answer types, and a pooled keep-alive client for the endpoint; the server for the harness is
 :mod:`orchestrator.runtime.proxy.http_server`. Both are small on purpose: the proxy relays one request and one
-answer per exchange, with Content-Length or chunked bodies, and nothing else of HTTP's breadth (no upgrades, no
-streaming relay: answers are buffered). aiohttp, which the proxy used before, spent more CPU per relayed request
+answer per exchange, with Content-Length, chunked or close-delimited bodies, and nothing else of HTTP's breadth (no
+upgrades). Answers are buffered whole, except streamed ones (:meth:`UpstreamPool.open_stream`), whose chunks are
+relayed as they arrive. aiohttp, which the proxy used before, spent more CPU per relayed request
 (server and client side) than the whole interceptor chain; see bench/README.md.
 """
 
@@ -17,7 +18,7 @@ import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -38,13 +39,27 @@ class HttpRequest:
         return self.target.split("?", 1)[0]
 
 
+class BodyStream(Protocol):
+    """A body sent as it becomes available (chunked): the server reads it to its end and then finishes it."""
+
+    async def read(self) -> bytes:
+        """The next piece; b"" at the end."""
+        ...
+
+    def finish(self, error: str | None = None) -> None:
+        """The server is done with it: ``error`` says why it stopped early (None: it was sent whole)."""
+        ...
+
+
 @dataclass(slots=True)
 class HttpResponse:
-    """An answer; header names in lower case (framing headers are the writer's business)."""
+    """An answer; header names in lower case (framing headers are the writer's business). With ``stream``,
+    the body is sent chunked as the stream yields it, and ``body`` is ignored."""
 
     status: int
     headers: dict[str, str]
     body: bytes
+    stream: BodyStream | None = None
 
 
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
@@ -88,6 +103,11 @@ class ResponseTooLargeError(UpstreamError):
     """The endpoint's answer is over the size limit (asking again would not make it smaller)."""
 
 
+_STREAM_BUFFER = 1024 * 1024
+"""Bytes of a streamed answer received but not yet relayed before the connection stops reading from the
+endpoint (the harness reads slowly); it reads again once they are relayed."""
+
+
 class _ClientConnection(asyncio.Protocol):
     """One pooled connection to the endpoint; one exchange at a time.
 
@@ -114,14 +134,24 @@ class _ClientConnection(asyncio.Protocol):
         self.keep_alive = True
         self.lost = False
         self.interim = False
+        # a streamed answer: its body is read as it arrives, after the waiter resolved with its head
+        self.streaming = False
+        self.reading = False  # its body is arriving
+        self.complete = False  # ... and has arrived whole
+        self.error: BaseException | None = None  # ... or broke
+        self.buffered = 0
+        self.paused = False
+        self.readable: asyncio.Future[None] | None = None
 
-    def send(self, data: bytes, *, head_only: bool) -> asyncio.Future[None]:
-        """Write one request; the future resolves when its whole answer has arrived."""
+    def send(self, data: bytes, *, head_only: bool, streaming: bool = False) -> asyncio.Future[None]:
+        """Write one request; the future resolves when its whole answer has arrived (``streaming``: its head)."""
         assert self.transport is not None
         self.status, self.headers, self.body, self.size = 0, {}, [], 0
         self.repeated.clear()
         self.received = self.headers_done = self.interim = False
-        self.head_only = head_only
+        self.head_only, self.streaming = head_only, streaming
+        self.reading = self.complete = False
+        self.error, self.buffered = None, 0
         self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(data)
         return self.waiter
@@ -132,12 +162,20 @@ class _ClientConnection(asyncio.Protocol):
                 self.waiter.set_result(None)
             else:
                 self.waiter.set_exception(error)
+        elif self.reading:  # the end of a streamed body, whole or broken
+            self.reading = False
+            self.complete, self.error = error is None, error
+            self._wake()
+
+    def _wake(self) -> None:
+        if self.readable is not None and not self.readable.done():
+            self.readable.set_result(None)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
 
     def _waiting(self) -> bool:
-        return self.waiter is not None and not self.waiter.done()
+        return self.reading or (self.waiter is not None and not self.waiter.done())
 
     def _stray(self) -> None:
         """Bytes no request asked for: this connection cannot be trusted any more."""
@@ -206,6 +244,9 @@ class _ClientConnection(asyncio.Protocol):
         if self.head_only:  # the parser cannot know a HEAD answer has no body: finish here, do not reuse
             self.keep_alive = False
             self._finish()
+        elif self.streaming and self.waiter is not None:  # the head is here; the body is read as it comes
+            self.reading = True
+            self.waiter.set_result(None)
 
     def on_body(self, body: bytes) -> None:
         if not self._waiting():
@@ -218,6 +259,21 @@ class _ClientConnection(asyncio.Protocol):
             self._stray()
             return
         self.body.append(body)
+        if self.reading:
+            self.buffered += len(body)
+            if self.buffered > _STREAM_BUFFER and not self.paused and self.transport is not None:
+                self.paused = True
+                self.transport.pause_reading()
+            self._wake()
+
+    def take(self) -> bytes:
+        """A streamed body's bytes received since the last call (reading resumes if it had stopped)."""
+        data = b"".join(self.body)
+        self.body, self.buffered = [], 0
+        if self.paused and self.transport is not None and not self.lost:
+            self.paused = False
+            self.transport.resume_reading()
+        return data
 
     def on_message_complete(self) -> None:
         if not self._waiting():
@@ -277,6 +333,27 @@ class UpstreamPool:
         Raises TimeoutError, or UpstreamError / OSError when the connection fails. A reused connection
         that the endpoint had closed before it received the request is replaced once, silently.
         """
+        connection = await self._exchange(method, target, headers, body, timeout=timeout, streaming=False)
+        try:
+            response = connection.response()
+        except BaseException:
+            self._release(connection, reuse=False)
+            raise
+        self._release(connection, reuse=True)
+        return response
+
+    async def open_stream(self, method: str, target: str, headers: dict[str, str], body: bytes, *,
+                          timeout: float, idle_timeout: float) -> StreamedAnswer:
+        """Send a request and return once its answer's head has arrived (within ``timeout``); its body is then
+        read as it arrives with :meth:`StreamedAnswer.read`, at most ``idle_timeout`` s apart. The answer holds
+        its connection (and a place in the pool) until :meth:`StreamedAnswer.close`."""
+        connection = await self._exchange(method, target, headers, body, timeout=timeout, streaming=True)
+        return StreamedAnswer(self, connection, idle_timeout)
+
+    async def _exchange(self, method: str, target: str, headers: dict[str, str], body: bytes, *, timeout: float,
+                        streaming: bool) -> _ClientConnection:
+        """Send one request; return its connection once the answer (``streaming``: its head) has arrived. The
+        caller gives the connection and its place in the pool back with :meth:`_release`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         data = self._encode(method, target, headers, body)
@@ -289,11 +366,10 @@ class UpstreamPool:
                 reused = connection is not None
                 if connection is None:
                     connection = await self._connect(max(0.0, deadline - loop.time()))
-                waiter = connection.send(data, head_only=method == "HEAD")
+                waiter = connection.send(data, head_only=method == "HEAD", streaming=streaming)
                 self._watch(loop, waiter, deadline, timeout)
                 try:
                     await waiter
-                    response = connection.response()
                 except UpstreamError as err:
                     self._discard(connection)
                     if reused and not err.answered and loop.time() < deadline:
@@ -304,18 +380,26 @@ class UpstreamPool:
                     raise
                 finally:
                     self._deadlines.pop(waiter, None)
-                if connection.keep_alive and not connection.lost:
-                    self._idle.append(connection)
-                else:
-                    self._discard(connection)
-                return response
-        finally:
-            self._busy -= 1
-            while self._queue:
-                waiting = self._queue.popleft()
-                if not waiting.done():
-                    waiting.set_result(None)
-                    break
+                return connection
+        except BaseException:
+            self._free_slot()
+            raise
+
+    def _release(self, connection: _ClientConnection, *, reuse: bool) -> None:
+        """An exchange is over: keep its connection for the next one (if it can be), free its place."""
+        if reuse and connection.keep_alive and not connection.lost and not connection.reading:
+            self._idle.append(connection)
+        else:
+            self._discard(connection)
+        self._free_slot()
+
+    def _free_slot(self) -> None:
+        self._busy -= 1
+        while self._queue:
+            waiting = self._queue.popleft()
+            if not waiting.done():
+                waiting.set_result(None)
+                break
 
     async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop, deadline: float, timeout: float) -> None:
         while self._busy >= self._max:
@@ -384,6 +468,80 @@ class UpstreamPool:
         for connection in list(self._open):
             self._discard(connection)
         self._idle.clear()
+
+
+class StreamedAnswer:
+    """An answer whose body is read as it arrives (:meth:`UpstreamPool.open_stream`); close it when done."""
+
+    def __init__(self, pool: UpstreamPool, connection: _ClientConnection, idle_timeout: float) -> None:
+        self.status = connection.status
+        self.headers = connection.headers
+        self.idle_timeout = idle_timeout
+        self._pool = pool
+        self._connection = connection
+        encoding = connection.headers.get("content-encoding", "").lower()
+        self._decoder = zlib.decompressobj(47) if encoding in ("gzip", "x-gzip", "deflate") else None
+        if self._decoder is not None:
+            connection.headers.pop("content-encoding", None)
+        self.closed = False
+
+    async def read(self, *, timeout: float | None = None) -> bytes:
+        """The bytes that arrived since the last read, waiting up to ``timeout`` (default: the idle timeout)
+        for some; b"" once the body has ended. Raises TimeoutError, or UpstreamError if the body breaks."""
+        connection = self._connection
+        while True:
+            if connection.body:
+                data = connection.take()
+                if self._decoder is None:
+                    return data
+                try:
+                    data = self._decoder.decompress(data)
+                except zlib.error as err:
+                    raise UpstreamError(f"the endpoint's compressed stream does not decompress: {err}",
+                                        answered=True) from err
+                if data:
+                    return data
+                continue
+            if connection.error is not None:
+                raise connection.error
+            if connection.complete:
+                if self._decoder is not None:
+                    tail, self._decoder = self._decoder.flush(), None
+                    if tail:
+                        return tail
+                return b""
+            if self.closed or connection.lost:
+                raise UpstreamError("the endpoint's stream was closed", answered=True)
+            await self._wait(self.idle_timeout if timeout is None else timeout)
+
+    async def _wait(self, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        readable = self._connection.readable = loop.create_future()
+        self._pool._watch(loop, readable, loop.time() + timeout, timeout)
+        try:
+            await readable
+        finally:
+            self._pool._deadlines.pop(readable, None)
+            self._connection.readable = None
+
+    async def read_all(self) -> bytes:
+        """The rest of the body, whole (then the answer is closed)."""
+        parts: list[bytes] = []
+        try:
+            while chunk := await self.read():
+                parts.append(chunk)
+        except BaseException:
+            self.close(complete=False)
+            raise
+        self.close(complete=True)
+        return b"".join(parts)
+
+    def close(self, *, complete: bool) -> None:
+        """Give the connection back to the pool (``complete``: the body was read to its end) or drop it."""
+        if self.closed:
+            return
+        self.closed = True
+        self._pool._release(self._connection, reuse=complete and self._connection.complete)
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

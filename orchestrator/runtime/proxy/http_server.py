@@ -23,9 +23,11 @@ import httptools
 
 from orchestrator.runtime.proxy.http import (
     FRAMING,
+    BodyStream,
     Handler,
     HttpRequest,
     HttpResponse,
+    ResponseTooLargeError,
     add_header,
     join_repeated,
 )
@@ -94,7 +96,10 @@ _REASONS = {status.value: status.phrase for status in HTTPStatus}
 def _serialize(response: HttpResponse, *, keep_alive: bool, head_only: bool = False) -> bytes:
     lines = [f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Unknown')}"]
     lines.extend(f"{name}: {value}" for name, value in response.headers.items() if name not in FRAMING)
-    lines.append(f"content-length: {len(response.body)}")
+    if response.stream is not None:
+        lines.append("transfer-encoding: chunked")
+    else:
+        lines.append(f"content-length: {len(response.body)}")
     if not keep_alive:
         lines.append("connection: close")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -346,7 +351,12 @@ class _ServerConnection(asyncio.Protocol):
                     self._queue.clear()
                     break
                 keep_alive = keep_alive and not self._server.closing
-                transport.write(_serialize(response, keep_alive=keep_alive, head_only=request.method == "HEAD"))
+                if response.stream is not None:
+                    if not await self._relay(transport, response, response.stream, keep_alive=keep_alive):
+                        self._queue.clear()
+                        break
+                else:
+                    transport.write(_serialize(response, keep_alive=keep_alive, head_only=request.method == "HEAD"))
                 if self._writes_paused and keep_alive:
                     await self._drain()
                 if not keep_alive:
@@ -360,6 +370,41 @@ class _ServerConnection(asyncio.Protocol):
                 self._refuse(self._refusal)
         finally:
             self._served()
+
+    async def _relay(self, transport: asyncio.Transport, response: HttpResponse, stream: BodyStream, *,
+                     keep_alive: bool) -> bool:
+        """Send a streamed answer chunk by chunk as the stream yields them. When the stream breaks (the endpoint
+        stops sending, or fails) the connection is aborted, so the client sees an incomplete answer, never a
+        complete-looking one; when the client goes away the stream is dropped. False: the connection is gone."""
+        error: str | None = "cancelled"
+        transport.write(_serialize(response, keep_alive=keep_alive))
+        try:
+            while True:
+                chunk = await stream.read()
+                if self.closed or transport.is_closing():
+                    error = "client_gone"
+                    return False
+                if not chunk:
+                    transport.write(b"0\r\n\r\n")
+                    error = None
+                    return True
+                transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                if self._writes_paused:
+                    await self._drain()  # the client reads slowly: so does the stream (cut off after IDLE_TIMEOUT)
+        except TimeoutError:
+            error = "stream_idle_timeout"
+            return False
+        except ResponseTooLargeError:
+            error = "response_too_large"
+            return False
+        except Exception as err:  # the endpoint's connection broke (UpstreamError, OSError)
+            print(f"adapter proxy: a streamed answer broke off: {type(err).__name__}: {err}", file=sys.stderr)
+            error = "stream_broken"
+            return False
+        finally:
+            stream.finish(error)
+            if error is not None:
+                transport.abort()
 
     def _served(self) -> None:
         """The worker is done: the connection is idle now, unless a request is arriving or was refused."""

@@ -142,7 +142,7 @@ class Proxy:
                                time.monotonic(), next(self._ids))
         assert self._handler is not None
         response = await self._handler(proxied)
-        return HttpResponse(response.status, {"content-type": response.content_type}, response.raw)
+        return HttpResponse(response.status, {"content-type": response.content_type}, response.raw, response.stream)
 
     async def _pass_through(self, request: HttpRequest, headers: dict[str, str]) -> HttpResponse:
         """Other paths (tokenizer routes, /v1/models, ...) go to the endpoint's server as they are."""

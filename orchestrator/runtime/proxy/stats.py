@@ -35,9 +35,19 @@ class Stats:
         self._lines: list[bytes] = []
 
     def record(self, request: ProxyRequest, response: ProxyResponse, unfinished_reasoning: bool = False) -> None:
-        """Account for one answered request."""
+        """Account for one answered request (a streamed one once it has ended: usage from its final chunk)."""
         latency_ms = (time.monotonic() - request.started) * 1000
-        usage = (response.json() or {}).get("usage") if response.status == 200 else None
+        stream = response.stream
+        ttft_ms = round((stream.first_byte_at - request.started) * 1000, 3) if stream is not None else None
+        if response.status != 200:
+            usage = None
+        elif stream is not None or response.content_type.startswith("text/event-stream"):
+            usage = stream_usage(stream.raw if stream is not None else response.raw)
+        else:
+            usage = (response.json() or {}).get("usage")
+        failed = response.status != 200 or (stream is not None and stream.error is not None)
+        kinds = response.error_kinds if stream is None or stream.error is None else [*response.error_kinds,
+                                                                                    stream.error]
         prompt = int(usage.get("prompt_tokens") or 0) if isinstance(usage, dict) else 0
         completion = int(usage.get("completion_tokens") or 0) if isinstance(usage, dict) else 0
         with self._lock:
@@ -46,19 +56,22 @@ class Stats:
             counts["cache_hits"] += response.cache_hit
             counts["upstream_attempts"] += response.attempts
             counts["retries"] += max(0, response.attempts - 1)
-            counts["failed"] += response.status != 200
+            counts["failed"] += failed
             counts["prompt_tokens"] += prompt
             counts["completion_tokens"] += completion
             counts["unfinished_reasoning"] += unfinished_reasoning
-            if response.error_kinds:
-                self._errors.update(response.error_kinds)
+            if kinds:
+                self._errors.update(kinds)
             self._latencies.append(latency_ms)
             if self._file is not None:
-                self._lines.append(jsoncodec.dumps({
+                record = {
                     "id": request.request_id, "path": request.path, "status": response.status,
                     "latency_ms": round(latency_ms, 3), "prompt_tokens": prompt, "completion_tokens": completion,
-                    "cache_hit": response.cache_hit, "attempts": response.attempts, "errors": response.error_kinds,
-                }) + b"\n")
+                    "cache_hit": response.cache_hit, "attempts": response.attempts, "errors": kinds,
+                }
+                if ttft_ms is not None:
+                    record["ttft_ms"] = ttft_ms
+                self._lines.append(jsoncodec.dumps(record) + b"\n")
                 if len(self._lines) == 1:
                     asyncio.get_running_loop().call_soon(self.flush)
 
@@ -108,8 +121,24 @@ class Stats:
                 self._file = None
 
 
+def stream_usage(raw: bytes) -> dict[str, Any] | None:
+    """The ``usage`` of a streamed answer (server-sent events): the last event that has one (the final chunk, when
+    the request asked for ``stream_options: {include_usage: true}``); None if no event has one."""
+    for line in reversed(raw.splitlines()):
+        if not line.startswith(b"data:") or b'"usage"' not in line:
+            continue
+        try:
+            event = jsoncodec.loads(line[5:].strip())
+        except ValueError:
+            continue
+        usage = event.get("usage") if isinstance(event, dict) else None
+        if isinstance(usage, dict):
+            return usage
+    return None
+
+
 class ResponseStats:
-    """Records every request that passes, whatever the inner links did."""
+    """Records every request that passes, whatever the inner links did (a streamed answer once it has ended)."""
 
     def __init__(self, stats: Stats) -> None:
         self.stats = stats
@@ -117,5 +146,9 @@ class ResponseStats:
     async def __call__(self, request: ProxyRequest, call_next: Handler) -> ProxyResponse:
         """Forward, then account."""
         response = await call_next(request)
-        self.stats.record(request, response, unfinished_reasoning="unfinished_reasoning" in response.error_kinds)
+        unfinished = "unfinished_reasoning" in response.error_kinds
+        if response.stream is not None:
+            response.stream.on_end(lambda _stream, _error: self.stats.record(request, response, unfinished))
+        else:
+            self.stats.record(request, response, unfinished_reasoning=unfinished)
         return response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,9 +27,67 @@ class ProxyRequest:
         self.raw = jsoncodec.dumps(body)
 
 
+class ChunkSource(Protocol):
+    """Where a streamed answer's chunks come from (the endpoint's connection)."""
+
+    async def read(self) -> bytes:
+        """The next chunk; b"" at the end. Raises TimeoutError or UpstreamError when the stream breaks."""
+        ...
+
+    def close(self, *, complete: bool) -> None:
+        """Give the connection back (``complete``: the whole answer was read), or drop it."""
+        ...
+
+
+class AnswerStream:
+    """A streamed answer (``stream: true``: server-sent events), relayed chunk by chunk as it arrives.
+
+    The server reads it with :meth:`read` and ends it with :meth:`finish`; interceptors that need the whole
+    answer (caching, stats, logging) register :meth:`on_end` and get it, once, when it has ended, with why
+    it ended early (None: it is complete).
+    """
+
+    def __init__(self, first: bytes, source: ChunkSource) -> None:
+        self.chunks: list[bytes] = [first] if first else []
+        self.first_byte_at = time.monotonic()
+        self._pending = first
+        self._source = source
+        self._callbacks: list[Callable[[AnswerStream, str | None], None]] = []
+        self.ended = False
+        self.error: str | None = None
+
+    def on_end(self, callback: Callable[[AnswerStream, str | None], None]) -> None:
+        """Call ``callback(stream, error)`` when the stream has ended."""
+        self._callbacks.append(callback)
+
+    @property
+    def raw(self) -> bytes:
+        """Everything relayed so far."""
+        return b"".join(self.chunks)
+
+    async def read(self) -> bytes:
+        """The next chunk to relay; b"" at the end (raises when the endpoint's stream breaks)."""
+        if self._pending:
+            chunk, self._pending = self._pending, b""
+            return chunk
+        chunk = await self._source.read()
+        if chunk:
+            self.chunks.append(chunk)
+        return chunk
+
+    def finish(self, error: str | None = None) -> None:
+        """End the stream (``error``: why it ended early, e.g. ``stream_idle_timeout``, ``client_gone``)."""
+        if self.ended:
+            return
+        self.ended, self.error = True, error
+        self._source.close(complete=error is None)
+        for callback in self._callbacks:
+            callback(self, error)
+
+
 @dataclass
 class ProxyResponse:
-    """The answer handed back to the harness."""
+    """The answer handed back to the harness: ``raw`` whole, or ``stream`` (then ``raw`` is empty)."""
 
     status: int
     raw: bytes
@@ -36,6 +95,7 @@ class ProxyResponse:
     cache_hit: bool = False
     attempts: int = 0
     error_kinds: list[str] = field(default_factory=list)
+    stream: AnswerStream | None = None
     _json: dict[str, Any] | None = None
     _parsed: bool = False
 
