@@ -377,7 +377,7 @@ class _ServerConnection(asyncio.Protocol):
         stops sending, or fails) the connection is aborted, so the client sees an incomplete answer, never a
         complete-looking one; when the client goes away the stream is dropped. False: the connection is gone."""
         error: str | None = "cancelled"
-        transport.write(_serialize(response, keep_alive=keep_alive))
+        head = _serialize(response, keep_alive=keep_alive)  # sent with the first chunk: one write, one segment
         try:
             while True:
                 chunk = await stream.read()
@@ -385,10 +385,11 @@ class _ServerConnection(asyncio.Protocol):
                     error = "client_gone"
                     return False
                 if not chunk:
-                    transport.write(b"0\r\n\r\n")
+                    transport.write(head + b"0\r\n\r\n")
                     error = None
                     return True
-                transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                transport.write(b"%b%x\r\n%b\r\n" % (head, len(chunk), chunk))
+                head = b""
                 if self._writes_paused:
                     await self._drain()  # the client reads slowly: so does the stream (cut off after IDLE_TIMEOUT)
         except TimeoutError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -82,7 +83,10 @@ class AnswerStream:
         self.ended, self.error = True, error
         self._source.close(complete=error is None)
         for callback in self._callbacks:
-            callback(self, error)
+            try:
+                callback(self, error)
+            except Exception as err:  # one interceptor's failure must not skip the others' accounting
+                print(f"adapter proxy: after a streamed answer: {type(err).__name__}: {err}", file=sys.stderr)
 
 
 @dataclass
