@@ -283,3 +283,109 @@ def test_usage_comes_from_the_last_event_that_has_one(raw: bytes, expected: dict
     from orchestrator.runtime.proxy.stats import stream_usage  # noqa: PLC0415
 
     assert stream_usage(raw) == expected
+
+
+# Reasoning stripped from streamed answers: the same text as for whole answers, however the stream is split.
+
+from orchestrator.runtime.proxy.adjust import Reasoning, StreamedReasoning  # noqa: E402
+from orchestrator.runtime.proxy.types import ProxyResponse  # noqa: E402
+from orchestrator.schema.adapter import ReasoningConfig  # noqa: E402
+
+TEXTS = [
+    "<think>2+2 is 4, surely</think>\n\nThe answer is 4.",
+    "The answer is 4.",  # no reasoning at all
+    "thinking without an opening tag</think> The answer is 4.",  # templates that put <think> in the prompt
+    "<think>never finishes",
+    "<think>a</think>",  # nothing after it
+    "",
+]
+
+
+def chat_stream(text: str, piece: int, *, completions: bool = False) -> bytes:
+    pieces = [text[i:i + piece] for i in range(0, len(text), piece)] or [""]
+    events = []
+    for n, part in enumerate(pieces):
+        last = n == len(pieces) - 1
+        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop" if last else None}
+        if completions:
+            choice["text"] = part
+        else:
+            choice["delta"] = {"content": part, "reasoning_content": "hidden"}
+        events.append(event({"id": "x", "choices": [choice]}))
+    return b"".join(events) + USAGE + DONE
+
+
+def relayed_text(raw: bytes) -> str:
+    text = ""
+    for line in raw.splitlines():
+        if line.startswith(b"data: {"):
+            for choice in json.loads(line[6:])["choices"]:
+                assert "reasoning_content" not in choice.get("delta", {})
+                text += choice.get("delta", {}).get("content") or choice.get("text") or ""
+    return text
+
+
+def strip_stream(raw: bytes, cuts: list[int]) -> tuple[bytes, list[str]]:
+    response = ProxyResponse(status=200, raw=b"", content_type="text/event-stream")
+    stripper = StreamedReasoning(Reasoning(ReasoningConfig()), response)
+    out, at = [], 0
+    for cut in [*cuts, len(raw)]:
+        out.append(stripper.feed(raw[at:cut]))
+        at = cut
+    out.append(stripper.flush())
+    return b"".join(out), response.error_kinds
+
+
+@pytest.mark.parametrize("text", TEXTS)
+@pytest.mark.parametrize("piece", [1, 3, 1000])
+@pytest.mark.parametrize("completions", [False, True])
+def test_streamed_reasoning_is_stripped_like_a_whole_answers(text: str, piece: int, completions: bool) -> None:
+    expected, unfinished = Reasoning(ReasoningConfig()).strip(text)
+    raw = chat_stream(text, piece, completions=completions)
+    stripped, kinds = strip_stream(raw, [])
+    assert relayed_text(stripped) == expected
+    assert kinds == (["unfinished_reasoning"] if unfinished else [])
+    assert stripped.endswith(USAGE + DONE)
+
+
+@pytest.mark.parametrize("text", TEXTS[:4])
+def test_streamed_reasoning_is_the_same_split_at_every_offset(text: str) -> None:
+    raw = chat_stream(text, 2)
+    whole, kinds = strip_stream(raw, [])
+    for cut in range(len(raw) + 1):
+        assert strip_stream(raw, [cut]) == (whole, kinds)
+
+
+def test_a_reasoning_stream_without_finish_reason_or_done_is_released_at_its_end() -> None:
+    raw = event({"choices": [{"index": 0, "delta": {"content": "no tags here"}}]})
+    stripped, kinds = strip_stream(raw, [])
+    assert relayed_text(stripped) == "no tags here" and kinds == []
+
+
+def test_reasoning_through_the_proxy_streams_the_answer_after_the_end_tag(tmp_path: Path) -> None:
+    thinking = event({"choices": [{"index": 0, "delta": {"content": "<think>hmm"}}]})
+    ended = event({"choices": [{"index": 0, "delta": {"content": "</think> Hel"}}]})
+
+    async def script(request: web.Request, attempt: int) -> web.StreamResponse:
+        return await sse(request, thinking, ended, gates[0], SECOND, USAGE, DONE)
+
+    gates: list[asyncio.Event] = []
+
+    async def client(url: str, upstream: Upstream, proxy: Proxy) -> tuple[bytes, bytes, bytes]:
+        gates.append(upstream.gate)
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url, json=BODY) as response:
+                first = b""
+                while b"Hel" not in first:  # the text after the end tag comes before the endpoint goes on
+                    first += await asyncio.wait_for(response.content.readany(), 5)
+                upstream.gate.set()
+                rest = await response.read()
+            _, _, replay = await read_all(session, url)
+        return first, rest, replay
+
+    chain = [{"name": "response_stats"}, {"name": "reasoning"}, {"name": "caching"},
+             {"name": "endpoint", "config": {"backoff_initial": 0.01}}]
+    (first, rest, replay), usage, upstream = run(script, tmp_path, client, chain=chain)
+    assert relayed_text(first + rest) == "Hello" and b"think" not in first + rest
+    assert relayed_text(replay) == "Hello" and upstream.total == 1  # the cached stream is stripped on replay
+    assert usage.unfinished_reasoning == 0 and usage.prompt_tokens == 14

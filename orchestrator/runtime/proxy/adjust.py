@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -62,21 +61,20 @@ class PayloadModifier:
 
 
 class Reasoning:
-    """Strip reasoning (``<think>...</think>`` and ``reasoning_content``) from answers. Streamed answers are relayed
-    as they come, unchanged (a warning says so once)."""
+    """Strip reasoning (``<think>...</think>`` and ``reasoning_content``) from answers, streamed ones included."""
 
     def __init__(self, config: ReasoningConfig) -> None:
         self.config = config
-        self.warned = False
 
     async def __call__(self, request: ProxyRequest, call_next: Handler) -> ProxyResponse:
         """Forward, then strip; an answer whose reasoning never ends is counted."""
         response = await call_next(request)
-        if response.stream is not None or response.content_type.startswith("text/event-stream"):
-            if not self.warned:
-                self.warned = True
-                print("adapter proxy: warning: the reasoning interceptor leaves streamed answers (stream: true) as "
-                      "they are; ask without streaming to have reasoning stripped", file=sys.stderr)
+        if response.status == 200 and response.stream is not None:
+            response.stream.add_transform(StreamedReasoning(self, response))
+            return response
+        if response.status == 200 and response.content_type.startswith("text/event-stream"):  # a cached stream
+            stripper = StreamedReasoning(self, response)
+            response.raw = stripper.feed(response.raw) + stripper.flush()
             return response
         body = response.json() if response.status == 200 else None
         if body is None or not isinstance(body.get("choices"), list):
@@ -108,6 +106,125 @@ class Reasoning:
         if start in text:
             return "", True
         return text, False
+
+
+class _Choice:
+    """One choice of a streamed answer: its text is kept until the end tag has passed (or the choice ends)."""
+
+    def __init__(self, chat: bool) -> None:
+        self.chat = chat
+        self.kept = ""
+        self.searched = 0  # where the search for the end tag resumes in ``kept``
+        self.released = False
+        self.leading = True  # whitespace right after the end tag is dropped, as in whole answers
+
+    def pass_text(self, text: str, end: str) -> str:
+        """What to relay of ``text``: nothing while it may still be reasoning."""
+        if self.released:
+            if self.leading:
+                text = text.lstrip()
+                self.leading = not text
+            return text
+        self.kept += text
+        found = self.kept.find(end, max(0, self.searched - len(end) + 1))
+        self.searched = len(self.kept)
+        if found < 0:
+            return ""
+        self.released = True
+        rest, self.kept = self.kept[found + len(end):].lstrip(), ""
+        self.leading = not rest
+        return rest
+
+    def release(self, start: str) -> tuple[str, bool]:
+        """The choice ends without an end tag: (what to relay, whether its reasoning was left unfinished)."""
+        kept, self.kept, self.released = self.kept, "", True
+        if start in kept:
+            return "", True
+        return kept, False
+
+
+class StreamedReasoning:
+    """Strips reasoning from a stream of server-sent events as it passes: each choice's text is kept back until
+    its end tag (then the text after it flows), or until the choice ends (then, as for whole answers, the text
+    is relayed if it never began reasoning, else dropped and counted as unfinished). ``reasoning_content`` is
+    dropped from every delta. Events that are not JSON chunks pass unchanged."""
+
+    def __init__(self, reasoning: Reasoning, response: ProxyResponse) -> None:
+        self.start, self.end = reasoning.config.start_tag, reasoning.config.end_tag
+        self.response = response
+        self.buffer = b""
+        self.choices: dict[object, _Choice] = {}
+
+    def feed(self, data: bytes) -> bytes:
+        """The complete events of what arrived so far, stripped."""
+        self.buffer += data
+        out: list[bytes] = []
+        while True:
+            cut = [i for i in (self.buffer.find(b"\n\n"), self.buffer.find(b"\r\n\r\n")) if i >= 0]
+            if not cut:
+                break
+            at = min(cut)
+            size = 4 if self.buffer.startswith(b"\r\n\r\n", at) else 2
+            event, self.buffer = self.buffer[:at + size], self.buffer[at + size:]
+            out.append(self._event(event))
+        return b"".join(out)
+
+    def flush(self) -> bytes:
+        """The end of the stream: an unfinished last event as it is, then what the choices still keep."""
+        rest, self.buffer = self.buffer, b""
+        return rest + self._release_all()
+
+    def _event(self, event: bytes) -> bytes:
+        lines = event.rstrip(b"\r\n").splitlines()
+        data = [line for line in lines if line.startswith(b"data:")]
+        if len(data) != 1:
+            return event
+        payload = data[0][5:].strip()
+        if payload == b"[DONE]":
+            return self._release_all() + event
+        try:
+            chunk = jsoncodec.loads(payload)
+        except ValueError:
+            return event
+        if not isinstance(chunk, dict) or not isinstance(chunk.get("choices"), list) or not chunk["choices"]:
+            return event
+        for choice in chunk["choices"]:
+            if isinstance(choice, dict):
+                self._choice(choice)
+        new = b"data: " + jsoncodec.dumps(chunk)
+        return b"\n".join(new if line is data[0] else line for line in lines) + b"\n\n"
+
+    def _choice(self, choice: dict[str, Any]) -> None:
+        delta = choice.get("delta")
+        chat = isinstance(delta, dict)
+        state = self.choices.setdefault(choice.get("index", 0), _Choice(chat))
+        target, field = (delta, "content") if isinstance(delta, dict) else (choice, "text")
+        if chat:
+            target.pop("reasoning_content", None)
+            target.pop("reasoning", None)
+        if isinstance(target.get(field), str):
+            target[field] = state.pass_text(target[field], self.end)
+        if choice.get("finish_reason") and not state.released:
+            kept, unfinished = state.release(self.start)
+            self._count(unfinished)
+            if kept or field in target:
+                target[field] = (target.get(field) or "") + kept
+
+    def _release_all(self) -> bytes:
+        out = []
+        for index, state in self.choices.items():
+            if state.released:
+                continue
+            kept, unfinished = state.release(self.start)
+            self._count(unfinished)
+            if kept:
+                piece = {"delta": {"content": kept}} if state.chat else {"text": kept}
+                out.append(b"data: " + jsoncodec.dumps({"choices": [{"index": index, **piece}]}) + b"\n\n")
+        return b"".join(out)
+
+    def _count(self, unfinished: bool) -> None:
+        if unfinished and "unfinished_reasoning" not in self.response.error_kinds:
+            self.response.error_kinds = [*self.response.error_kinds, "unfinished_reasoning"]
 
 
 MASKED_VARS = "EVALS_PROXY_MASKED_VARS"

@@ -146,9 +146,9 @@ class ResponseStats:
     async def __call__(self, request: ProxyRequest, call_next: Handler) -> ProxyResponse:
         """Forward, then account."""
         response = await call_next(request)
-        unfinished = "unfinished_reasoning" in response.error_kinds
-        if response.stream is not None:
-            response.stream.on_end(lambda _stream, _error: self.stats.record(request, response, unfinished))
+        if response.stream is not None:  # counted at its end (reasoning may be found unfinished on the way)
+            response.stream.on_end(lambda _stream, _error: self.stats.record(
+                request, response, unfinished_reasoning="unfinished_reasoning" in response.error_kinds))
         else:
-            self.stats.record(request, response, unfinished_reasoning=unfinished)
+            self.stats.record(request, response, unfinished_reasoning="unfinished_reasoning" in response.error_kinds)
         return response

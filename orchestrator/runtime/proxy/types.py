@@ -40,12 +40,25 @@ class ChunkSource(Protocol):
         ...
 
 
+class StreamTransform(Protocol):
+    """Changes a streamed answer as it passes (e.g. strips reasoning), keeping what it must until it can decide."""
+
+    def feed(self, data: bytes) -> bytes:
+        """What to relay now of ``data`` (and of what was kept before)."""
+        ...
+
+    def flush(self) -> bytes:
+        """What is left to relay at the end of the stream."""
+        ...
+
+
 class AnswerStream:
     """A streamed answer (``stream: true``: server-sent events), relayed chunk by chunk as it arrives.
 
     The server reads it with :meth:`read` and ends it with :meth:`finish`; interceptors that need the whole
     answer (caching, stats, logging) register :meth:`on_end` and get it, once, when it has ended, with why
-    it ended early (None: it is complete).
+    it ended early (None: it is complete); ``raw`` is what the endpoint sent, whatever transforms
+    (:meth:`add_transform`) made of it for the harness.
     """
 
     def __init__(self, first: bytes, source: ChunkSource) -> None:
@@ -54,8 +67,14 @@ class AnswerStream:
         self._pending = first
         self._source = source
         self._callbacks: list[Callable[[AnswerStream, str | None], None]] = []
+        self._transforms: list[StreamTransform] = []
+        self._drained = False
         self.ended = False
         self.error: str | None = None
+
+    def add_transform(self, transform: StreamTransform) -> None:
+        """Pass what is relayed through ``transform`` (after the transforms added before it)."""
+        self._transforms.append(transform)
 
     def on_end(self, callback: Callable[[AnswerStream, str | None], None]) -> None:
         """Call ``callback(stream, error)`` when the stream has ended."""
@@ -68,13 +87,27 @@ class AnswerStream:
 
     async def read(self) -> bytes:
         """The next chunk to relay; b"" at the end (raises when the endpoint's stream breaks)."""
-        if self._pending:
-            chunk, self._pending = self._pending, b""
-            return chunk
-        chunk = await self._source.read()
-        if chunk:
-            self.chunks.append(chunk)
-        return chunk
+        while not self._drained:
+            if self._pending:
+                chunk, self._pending = self._pending, b""
+            else:
+                chunk = await self._source.read()
+                if chunk:
+                    self.chunks.append(chunk)
+            if not self._transforms:
+                return chunk
+            if chunk:
+                for transform in self._transforms:
+                    chunk = transform.feed(chunk)
+                if chunk:
+                    return chunk
+                continue  # all kept for now: never an empty chunk, which would end the answer
+            self._drained = True
+            rest = b""
+            for transform in self._transforms:
+                rest = transform.feed(rest) + transform.flush() if rest else transform.flush()
+            return rest
+        return b""
 
     def finish(self, error: str | None = None) -> None:
         """End the stream (``error``: why it ended early, e.g. ``stream_idle_timeout``, ``client_gone``)."""
