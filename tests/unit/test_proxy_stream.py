@@ -383,7 +383,7 @@ def test_reasoning_through_the_proxy_streams_the_answer_after_the_end_tag(tmp_pa
             _, _, replay = await read_all(session, url)
         return first, rest, replay
 
-    chain = [{"name": "response_stats"}, {"name": "reasoning"}, {"name": "caching"},
+    chain: list[dict[str, Any]] = [{"name": "response_stats"}, {"name": "reasoning"}, {"name": "caching"},
              {"name": "endpoint", "config": {"backoff_initial": 0.01}}]
     (first, rest, replay), usage, upstream = run(script, tmp_path, client, chain=chain)
     assert relayed_text(first + rest) == "Hello" and b"think" not in first + rest

@@ -395,11 +395,7 @@ class UpstreamPool:
 
     def _free_slot(self) -> None:
         self._busy -= 1
-        while self._queue:
-            waiting = self._queue.popleft()
-            if not waiting.done():
-                waiting.set_result(None)
-                break
+        self._wake_next()
 
     async def _wait_for_slot(self, loop: asyncio.AbstractEventLoop, deadline: float, timeout: float) -> None:
         while self._busy >= self._max:
@@ -408,8 +404,19 @@ class UpstreamPool:
             self._watch(loop, slot, deadline, timeout)
             try:
                 await slot
+            except BaseException:
+                if slot.done() and not slot.cancelled() and slot.exception() is None:
+                    self._wake_next()  # cancelled just as its turn came: the turn goes to the next in line
+                raise
             finally:
                 self._deadlines.pop(slot, None)
+
+    def _wake_next(self) -> None:
+        while self._queue:
+            waiting = self._queue.popleft()
+            if not waiting.done():
+                waiting.set_result(None)
+                break
 
     def _watch(self, loop: asyncio.AbstractEventLoop, waiter: asyncio.Future[None], deadline: float,
                timeout: float) -> None:

@@ -145,7 +145,8 @@ class _ServerConnection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._gathered: bytearray | None = None
         self._size = 0
-        self._queue: deque[tuple[HttpRequest, bool]] = deque()
+        self._queue: deque[tuple[HttpRequest, bool, bool]] = deque()  # (request, keep-alive, 100 Continue owed)
+        self._continue = False  # the request arriving expects 100 Continue, owed after the answers before it
         self._refusal: HttpResponse | None = None  # sent after the answers to the queued requests
         self._backlog: memoryview | None = None  # the rest of a read, parsed in later turns of the loop
         self._scheduled = False  # _feed_next is scheduled
@@ -237,8 +238,12 @@ class _ServerConnection(asyncio.Protocol):
         length = self._headers.get("content-length")  # digits only (the parser checks them)
         if length is not None and len(length) >= self._server.max_request_digits:  # else below the limit
             self._check_length(length)
-        if self._headers.get("expect", "").lower() == "100-continue" and self._transport is not None:
-            self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if self._headers.get("expect", "").lower() == "100-continue":
+            # in its turn: sent now it would read as an interim answer to a pipelined request still answered
+            if self._worker is None:
+                self._send_continue()
+            else:
+                self._continue = True
 
     def on_chunk_header(self) -> None:
         # the last chunk's header is followed by trailer fields (no body): a head of sorts
@@ -272,7 +277,8 @@ class _ServerConnection(asyncio.Protocol):
             body, self._gathered = bytes(self._gathered), None
         method = self._parser.get_method().decode("latin-1")
         request = HttpRequest(method, self._url.decode("latin-1"), self._headers, body)
-        self._queue.append((request, self._parser.should_keep_alive()))
+        self._queue.append((request, self._parser.should_keep_alive(), self._continue))
+        self._continue = False
         if len(self._queue) >= _MAX_QUEUED and not self._paused:
             self._flow()
         if self._worker is None:
@@ -337,14 +343,10 @@ class _ServerConnection(asyncio.Protocol):
     async def _serve(self) -> None:
         try:
             while self._queue:
-                request, keep_alive = self._queue.popleft()
-                try:
-                    response = await self._server.handler(request)
-                except Exception as err:  # a bug in the chain must not hang the harness
-                    print(f"adapter proxy: internal error on {request.method} {request.target}: "
-                          f"{type(err).__name__}: {err}", file=sys.stderr)
-                    response = HttpResponse(500, {"content-type": "application/json"},
-                                            b'{"error":{"message":"adapter proxy internal error","code":500}}')
+                request, keep_alive, expects = self._queue.popleft()
+                if expects:
+                    self._send_continue()
+                response = await self._answer(request)
                 transport = self._transport
                 if self.closed or transport is None or transport.is_closing():
                     # the client went away: its answer is still cached and counted, the rest is not worth it
@@ -370,6 +372,15 @@ class _ServerConnection(asyncio.Protocol):
                 self._refuse(self._refusal)
         finally:
             self._served()
+
+    async def _answer(self, request: HttpRequest) -> HttpResponse:
+        try:
+            return await self._server.handler(request)
+        except Exception as err:  # a bug in the chain must not hang the harness
+            print(f"adapter proxy: internal error on {request.method} {request.target}: "
+                  f"{type(err).__name__}: {err}", file=sys.stderr)
+            return HttpResponse(500, {"content-type": "application/json"},
+                                b'{"error":{"message":"adapter proxy internal error","code":500}}')
 
     async def _relay(self, transport: asyncio.Transport, response: HttpResponse, stream: BodyStream, *,
                      keep_alive: bool) -> bool:
@@ -412,6 +423,9 @@ class _ServerConnection(asyncio.Protocol):
         if self._worker is not None:
             self._server.workers.discard(self._worker)
         self._worker = None
+        if self._continue:  # the request arriving expects it, and the answers before it are sent
+            self._continue = False
+            self._send_continue()
         if not self.waiting and not self._rejected:
             self.waiting, self.deadline = "idle", self._time() + self._server.idle_timeout
         if self._paused:
@@ -428,10 +442,15 @@ class _ServerConnection(asyncio.Protocol):
             self._drained = None
         self.waiting, self.deadline = waiting, deadline
 
+    def _send_continue(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
     def _reject(self, status: int, message: str) -> None:
         """Refuse the request being read: answer after the answers still owed, then close."""
         self._rejected = True
         self._backlog = None
+        self._continue = False
         self.waiting, self.deadline = "", math.inf
         body = json.dumps({"error": {"message": message, "code": status}}).encode()
         response = HttpResponse(status, {"content-type": "application/json"}, body)
@@ -529,7 +548,8 @@ class HttpServer:
         self._sweeper = loop.call_later(self._tick, self._sweep, loop)
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Stop accepting, let requests in flight finish (up to ``grace`` s), close every connection."""
+        """Stop accepting, let requests in flight finish (up to ``grace`` s), cancel the rest and wait for them
+        to end (up to ``grace`` s again), close every connection."""
         self.closing = True
         if self._sweeper is not None:
             self._sweeper.cancel()
@@ -542,6 +562,8 @@ class HttpServer:
             await asyncio.wait(list(self.workers), timeout=grace)
         for task in list(self.workers):
             task.cancel()
+        if self.workers:  # ... and ended, their handlers' cleanup included: no task outlives stop()
+            await asyncio.wait(list(self.workers), timeout=grace)
         for connection in list(self.connections):
             if connection._transport is not None:
                 connection._transport.abort()
