@@ -2,7 +2,8 @@
 
 Pooled connections; per-attempt timeouts; retries with exponential backoff and full jitter on
 429, 5xx, timeouts, dropped connections and malformed answers, honouring Retry-After, bounded
-in count and in total time. Any other 4xx is final: the harness gets the endpoint's message.
+in count and in total time. Any other 4xx is final: the harness gets the endpoint's message; so is a
+forward proxy's refusal (407: its credentials; 403: its policy), which names the proxy.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-from orchestrator.runtime.proxy.http import ResponseTooLargeError, UpstreamError, UpstreamPool
+from orchestrator.runtime.proxy.http import ProxyRefusedError, ResponseTooLargeError, UpstreamError, UpstreamPool
 from orchestrator.runtime.proxy.types import ProxyRequest, ProxyResponse, error_response
 from orchestrator.schema.adapter import EndpointConfig
 
@@ -93,6 +94,11 @@ class Endpoint:
             except ResponseTooLargeError as err:  # it would be as large again: not retried
                 kinds.append("response_too_large")
                 last = error_response(502, str(err), kind="response_too_large")
+                last.attempts, last.error_kinds = attempt + 1, kinds
+                return last
+            except ProxyRefusedError as err:  # the forward proxy's credentials or policy: not retried either
+                kinds.append("proxy_refused")
+                last = error_response(502, str(err), kind="proxy_refused")
                 last.attempts, last.error_kinds = attempt + 1, kinds
                 return last
             except TimeoutError:
