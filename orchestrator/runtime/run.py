@@ -20,6 +20,7 @@ from orchestrator.runtime.execute import run_streaming
 from orchestrator.runtime.parsers import get_parser
 from orchestrator.runtime.proxy.adjust import MASKED_VARS
 from orchestrator.runtime.proxy.server import Proxy, ProxyThread
+from orchestrator.runtime.proxy.upstream_proxy import proxy_for_url
 from orchestrator.runtime.render import render_command
 from orchestrator.schema.config import Evaluation
 from orchestrator.schema.container import HUB_TOKEN_VAR, PROXY_VARS, SECRET_STDIN_VAR
@@ -167,7 +168,7 @@ def _adapter(evaluation: Evaluation, output_dir: Path) -> Iterator[Proxy | None]
     proxy = Proxy(endpoint.url, endpoint.adapter_config, output_dir=output_dir,
                   timeout=params.request_timeout or 60, max_retries=params.max_retries or 0)
     with ProxyThread(proxy) as running:
-        print(f"adapter proxy on {running.origin} -> {endpoint.url}", file=sys.stderr, flush=True)
+        print(f"adapter proxy on {running.origin} -> {endpoint.url}{running.via}", file=sys.stderr, flush=True)
         yield running
 
 
@@ -194,6 +195,8 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
     evaluation = plan.evaluation
     key_vars = run_keys(evaluation)
     keys = _key_values(key_vars)
+    if evaluation.target.api_endpoint.adapter_config.enabled:
+        proxy_for_url(evaluation.target.api_endpoint.url)  # a proxy variable that is not a URL: before any write
     output_dir = Path(evaluation.config.output_dir)
     prepare_output_dir(output_dir)
     write_atomic(output_dir / "run_config.yml", dump_yaml(evaluation_data(evaluation)))

@@ -33,7 +33,7 @@ async def _serve(proxy: Proxy, port: int, *, other_process: bool) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the first one stops us
         print("ready", flush=True)
     else:
-        print(f"proxy listening on http://127.0.0.1:{proxy.port} -> {proxy.upstream_url} "
+        print(f"proxy listening on http://127.0.0.1:{proxy.port} -> {proxy.upstream_url}{proxy.via} "
               f"({proxy.processes} process{'es' if proxy.processes > 1 else ''})", flush=True)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
@@ -84,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     proxy = Proxy(args.upstream, config, output_dir=args.output_dir, timeout=args.timeout,
                   max_retries=args.max_retries, process=args.process)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        runner.run(_serve(proxy, args.port, other_process=args.process is not None))
+        try:
+            runner.run(_serve(proxy, args.port, other_process=args.process is not None))
+        except EvalsError as err:  # e.g. HTTPS_PROXY is not a proxy URL
+            print(f"proxy: error: {err}", file=sys.stderr)
+            return err.exit_code
     return 0
 
 

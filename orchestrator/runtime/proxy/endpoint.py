@@ -2,7 +2,8 @@
 
 Pooled connections; per-attempt timeouts; retries with exponential backoff and full jitter on
 429, 5xx, timeouts, dropped connections and malformed answers, honouring Retry-After, bounded
-in count and in total time. Any other 4xx is final: the harness gets the endpoint's message.
+in count and in total time. Any other 4xx is final: the harness gets the endpoint's message; so is a
+forward proxy's refusal (407: its credentials; 403: its policy), which names the proxy.
 
 Streamed answers (``stream: true`` and a ``text/event-stream`` answer) are handed on as soon as their first
 bytes arrive (within ``first_byte_timeout``), so the harness sees its first token when the endpoint sends it;
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-from orchestrator.runtime.proxy.http import ResponseTooLargeError, UpstreamError, UpstreamPool
+from orchestrator.runtime.proxy.http import ProxyRefusedError, ResponseTooLargeError, UpstreamError, UpstreamPool
 from orchestrator.runtime.proxy.types import AnswerStream, ProxyRequest, ProxyResponse, error_response
 from orchestrator.schema.adapter import EndpointConfig
 
@@ -77,44 +78,12 @@ class Endpoint:
         last = error_response(502, "no attempt made", kind="upstream_error")
         streamed = _is_stream(request)
         for attempt in range(self.max_retries + 1):
-            retry_after: float | None = None
-            try:
-                if streamed:
-                    status, upstream_headers, raw, stream = await self._stream(request, headers)
-                else:
-                    upstream = await self.pool.request("POST", self.target, headers, request.raw, timeout=self.timeout)
-                    status, upstream_headers, raw, stream = upstream.status, upstream.headers, upstream.body, None
-                last = ProxyResponse(status=status, raw=raw, stream=stream,
-                                     content_type=upstream_headers.get("content-type", "application/json"))
-                if status == 200 and (streamed or last.json() is not None):
-                    last.attempts, last.error_kinds = attempt + 1, kinds
-                    return last
-                if 300 <= status < 400:  # following it would take the harness's requests elsewhere
-                    where = upstream_headers.get("location", "an address it does not give")
-                    kinds.append("redirect")
-                    last = error_response(502, f"the endpoint {self.url} redirects (HTTP {status}) to "
-                                          f"{where}: use that URL as the endpoint", kind="redirect")
-                    last.attempts, last.error_kinds = attempt + 1, kinds
-                    return last
-                kind = "malformed_body" if status == 200 else f"http_{status}"
-                if status != 200 and status not in RETRY_STATUS:
-                    kinds.append(kind)
-                    last.attempts, last.error_kinds = attempt + 1, kinds
-                    return last
-                retry_after = retry_after_seconds(upstream_headers.get("retry-after"))
-            except ResponseTooLargeError as err:  # it would be as large again: not retried
-                kinds.append("response_too_large")
-                last = error_response(502, str(err), kind="response_too_large")
+            last, kind, final, retry_after = await self._attempt(request, headers, streamed)
+            if kind is not None:
+                kinds.append(kind)
+            if kind is None or final:
                 last.attempts, last.error_kinds = attempt + 1, kinds
                 return last
-            except TimeoutError:
-                kind = "timeout"
-                waited = self.first_byte_timeout if streamed else self.timeout
-                last = error_response(504, f"endpoint did not answer within {waited:g} s", kind=kind)
-            except (UpstreamError, OSError) as err:
-                kind = "connection_error"
-                last = error_response(502, f"endpoint connection failed: {type(err).__name__}: {err}", kind=kind)
-            kinds.append(kind)
             wait = self._backoff(attempt, retry_after)
             if attempt == self.max_retries or time.monotonic() + wait > deadline:
                 break
@@ -124,6 +93,39 @@ class Endpoint:
         last.attempts, last.error_kinds = len(kinds), kinds
         return last
 
+    async def _attempt(self, request: ProxyRequest, headers: dict[str, str],
+                       streamed: bool) -> tuple[ProxyResponse, str | None, bool, float | None]:
+        """One attempt: (the answer, its error kind (None: a good answer), whether that error is final, how long
+        the endpoint asked to wait before the next attempt)."""
+        try:
+            if streamed:
+                status, upstream_headers, raw, stream = await self._stream(request, headers)
+            else:
+                upstream = await self.pool.request("POST", self.target, headers, request.raw, timeout=self.timeout)
+                status, upstream_headers, raw, stream = upstream.status, upstream.headers, upstream.body, None
+        except ResponseTooLargeError as err:  # it would be as large again: not retried
+            return error_response(502, str(err), kind="response_too_large"), "response_too_large", True, None
+        except ProxyRefusedError as err:  # the forward proxy's credentials or policy: not retried either
+            return error_response(502, str(err), kind="proxy_refused"), "proxy_refused", True, None
+        except TimeoutError:
+            waited = self.first_byte_timeout if streamed else self.timeout
+            return error_response(504, f"endpoint did not answer within {waited:g} s", kind="timeout"), "timeout", \
+                False, None
+        except (UpstreamError, OSError) as err:
+            message = f"endpoint connection failed: {type(err).__name__}: {err}"
+            return error_response(502, message, kind="connection_error"), "connection_error", False, None
+        answer = ProxyResponse(status=status, raw=raw, stream=stream,
+                               content_type=upstream_headers.get("content-type", "application/json"))
+        if status == 200 and (streamed or answer.json() is not None):
+            return answer, None, False, None
+        if 300 <= status < 400:  # following it would take the harness's requests elsewhere
+            where = upstream_headers.get("location", "an address it does not give")
+            return error_response(502, f"the endpoint {self.url} redirects (HTTP {status}) to {where}: use that URL "
+                                  "as the endpoint", kind="redirect"), "redirect", True, None
+        if status == 200:
+            return answer, "malformed_body", False, None
+        retry_after = retry_after_seconds(upstream_headers.get("retry-after"))
+        return answer, f"http_{status}", status not in RETRY_STATUS, retry_after
 
     async def _stream(self, request: ProxyRequest,
                       headers: dict[str, str]) -> tuple[int, dict[str, str], bytes, AnswerStream | None]:

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from orchestrator.runtime.proxy.upstream_proxy import UpstreamProxy, open_tunnel, proxy_for, refusal, refusal_is_final
+
 
 @dataclass(slots=True)
 class HttpRequest:
@@ -106,6 +108,10 @@ class ResponseTooLargeError(UpstreamError):
 _STREAM_BUFFER = 1024 * 1024
 """Bytes of a streamed answer received but not yet relayed before the connection stops reading from the
 endpoint (the harness reads slowly); it reads again once they are relayed."""
+
+
+class ProxyRefusedError(UpstreamError):
+    """The forward proxy refused for good (407: credentials; 403: policy): asking again would not change it."""
 
 
 class _ClientConnection(asyncio.Protocol):
@@ -304,8 +310,19 @@ _SWEEP_SECONDS = 0.05
 """How often timeouts are checked: a timeout fires up to this much late (one timer per request costs more)."""
 
 
+_OWN_HEADERS = FRAMING | {"host", "proxy-authorization"}
+"""Headers the pool writes itself, never the caller's."""
+
+
 class UpstreamPool:
-    """Keep-alive connections to one origin (``http[s]://host[:port]``), at most ``max_connections``."""
+    """Keep-alive connections to one origin (``http[s]://host[:port]``), at most ``max_connections``.
+
+    Through the forward proxy the environment names (:func:`~orchestrator.runtime.proxy.upstream_proxy.proxy_for`),
+    if any: an http endpoint's requests go to the proxy in absolute form (``POST http://host/path``) on keep-alive
+    connections to it; an https endpoint is reached through a ``CONNECT`` tunnel, TLS with the endpoint inside it,
+    pooled like a direct connection. ``Proxy-Authorization`` (from the proxy URL) goes to the proxy only.
+    Raises InputError when the proxy variable is not an http(s) proxy URL.
+    """
 
     def __init__(self, url: str, *, max_connections: int, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
         parts = urlsplit(url)
@@ -318,6 +335,12 @@ class UpstreamPool:
         self.host_header = (f"[{self.host}]" if ":" in self.host else self.host) + (
             "" if default_port else f":{self.port}")
         self._ssl: ssl.SSLContext | None = ssl.create_default_context() if parts.scheme == "https" else None
+        self.proxy: UpstreamProxy | None = proxy_for(parts.scheme, self.host, self.port)
+        self._proxy_ssl = ssl.create_default_context() if self.proxy is not None and self.proxy.tls else None
+        forwarding = self.proxy is not None and self._ssl is None  # absolute-form requests to the proxy
+        self._absolute = f"http://{self.host_header}" if forwarding else ""
+        self._proxy_auth = (f"proxy-authorization: {self.proxy.authorization}"
+                            if forwarding and self.proxy is not None and self.proxy.authorization else None)
         self._max = max_connections
         self._busy = 0
         self._queue: deque[asyncio.Future[None]] = deque()
@@ -380,6 +403,11 @@ class UpstreamPool:
                     raise
                 finally:
                     self._deadlines.pop(waiter, None)
+                if connection.status == 407 and self._absolute and self.proxy is not None:
+                    # to an absolute-form request: the forward proxy's answer, not the endpoint's
+                    self._discard(connection)
+                    raise ProxyRefusedError(refusal(self.proxy, 407, "Proxy Authentication Required",
+                                                    f"{self._absolute}{target}"), answered=True)
                 return connection
         except BaseException:
             self._free_slot()
@@ -434,9 +462,11 @@ class UpstreamPool:
         self._sweeper = loop.call_later(_SWEEP_SECONDS, self._sweep, loop) if self._deadlines else None
 
     def _encode(self, method: str, target: str, headers: dict[str, str], body: bytes) -> bytes:
-        lines = [f"{method} {target} HTTP/1.1", f"host: {self.host_header}"]
-        lines.extend(f"{name}: {value}" for name, value in headers.items()
-                     if name not in FRAMING and name != "host")
+        absolute = self._absolute if target.startswith("/") else ""
+        lines = [f"{method} {absolute}{target} HTTP/1.1", f"host: {self.host_header}"]
+        if self._proxy_auth is not None:
+            lines.append(self._proxy_auth)
+        lines.extend(f"{name}: {value}" for name, value in headers.items() if name not in _OWN_HEADERS)
         if body or method not in ("GET", "HEAD", "DELETE", "OPTIONS"):
             lines.append(f"content-length: {len(body)}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
@@ -450,16 +480,48 @@ class UpstreamPool:
         return None
 
     async def _connect(self, timeout: float) -> _ClientConnection:
-        loop = asyncio.get_running_loop()
-        _, connection = await asyncio.wait_for(
-            loop.create_connection(lambda: _ClientConnection(self.max_response_bytes), self.host, self.port,
-                                   ssl=self._ssl, server_hostname=self.host if self._ssl else None),
-            timeout)
+        connection = await asyncio.wait_for(self._open_connection(), timeout)
         sock: Any = connection.transport.get_extra_info("socket") if connection.transport else None
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._open.add(connection)
+        return connection
+
+    async def _open_connection(self) -> _ClientConnection:
+        loop = asyncio.get_running_loop()
+        if self.proxy is None:
+            _, connection = await loop.create_connection(
+                lambda: _ClientConnection(self.max_response_bytes), self.host, self.port,
+                ssl=self._ssl, server_hostname=self.host if self._ssl else None)
+            return connection
+        if self._ssl is None:
+            try:
+                _, connection = await loop.create_connection(
+                    lambda: _ClientConnection(self.max_response_bytes), self.proxy.host, self.proxy.port,
+                    ssl=self._proxy_ssl, server_hostname=self.proxy.host if self._proxy_ssl else None)
+            except OSError as err:
+                raise ConnectionError(f"the proxy {self.proxy.url} ({self.proxy.variable}) cannot be reached: "
+                                      f"{err}") from err
+            return connection
+        return await self._tunnel(loop, self.proxy, self._ssl)
+
+    async def _tunnel(self, loop: asyncio.AbstractEventLoop, proxy: UpstreamProxy,
+                      tls: ssl.SSLContext) -> _ClientConnection:
+        """CONNECT through the proxy, then TLS with the endpoint (its name verified) inside the tunnel."""
+        raw, status, reason = await open_tunnel(proxy, self.host, self.port, self._proxy_ssl)
+        try:
+            if status != 200:
+                error = ProxyRefusedError if refusal_is_final(status) else UpstreamError
+                raise error(refusal(proxy, status, reason, f"{self.host}:{self.port}"), answered=True)
+            connection = _ClientConnection(self.max_response_bytes)
+            transport = await loop.start_tls(raw, connection, tls, server_hostname=self.host)
+        except BaseException:
+            raw.close()
+            raise
+        if transport is None:  # (start_tls returns None only when the loop closed meanwhile)
+            raise ConnectionError("the event loop closed while TLS was set up through the proxy")
+        connection.connection_made(transport)
         return connection
 
     def _discard(self, connection: _ClientConnection) -> None:

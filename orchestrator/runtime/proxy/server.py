@@ -68,6 +68,12 @@ class Proxy:
         return self._server.port
 
     @property
+    def via(self) -> str:
+        """How the endpoint is reached, for the start-up line: `` via proxy URL (VARIABLE)`` or nothing."""
+        proxy = self._endpoint.pool.proxy if self._endpoint is not None else None
+        return f" via proxy {proxy.url} ({proxy.variable})" if proxy is not None else ""
+
+    @property
     def origin(self) -> str:
         """``http://127.0.0.1:PORT``: the harness uses this with the endpoint's own path."""
         return f"http://127.0.0.1:{self.port}"
@@ -200,7 +206,13 @@ class ProxyThread:
 
     def __enter__(self) -> Proxy:
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.proxy.start(), self._loop).result(timeout=30)
+        try:
+            asyncio.run_coroutine_threadsafe(self.proxy.start(), self._loop).result(timeout=30)
+        except BaseException:  # e.g. a proxy variable that is not a proxy URL: nothing is left running
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()
+            raise
         return self.proxy
 
     def __exit__(self, *_: object) -> None:
