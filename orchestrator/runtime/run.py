@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,10 +16,11 @@ from orchestrator import __version__
 from orchestrator.runtime.data import check_cache, harness_env, run_data_step
 from orchestrator.runtime.execute import run_streaming
 from orchestrator.runtime.parsers import get_parser
+from orchestrator.runtime.proxies import describe_proxies, harness_view, planned_view, running_proxies
 from orchestrator.runtime.proxy.adjust import MASKED_VARS
-from orchestrator.runtime.proxy.server import Proxy, ProxyThread
 from orchestrator.runtime.proxy.upstream_proxy import proxy_for_url
 from orchestrator.runtime.render import render_command
+from orchestrator.schema.auxiliary import proxied_endpoints
 from orchestrator.schema.config import Evaluation
 from orchestrator.schema.container import HUB_TOKEN_VAR, PROXY_VARS, SECRET_STDIN_VAR
 from orchestrator.schema.errors import HarnessError, InputError
@@ -57,26 +56,10 @@ class Plan:
     """The rendered data step (fetch online / check offline), run before the harness; None if the framework has none."""
 
 
-PROXY_PLACEHOLDER = "http://127.0.0.1:PROXY_PORT"
-
-
-def harness_view(evaluation: Evaluation, proxy_origin: str | None) -> Evaluation:
-    """What the harness is told: with the adapter proxy on, the proxy's URL (the endpoint's own path
-    and query on the proxy's origin); otherwise the run as resolved."""
-    endpoint = evaluation.target.api_endpoint
-    if proxy_origin is None or not endpoint.adapter_config.enabled:
-        return evaluation
-    parts = urlsplit(endpoint.url)
-    url = proxy_origin + parts.path + (f"?{parts.query}" if parts.query else "")
-    return evaluation.model_copy(update={
-        "target": evaluation.target.model_copy(update={"api_endpoint": endpoint.model_copy(update={"url": url})}),
-    })
-
-
 def plan_run(framework: LoadedFramework, request: RunRequest) -> Plan:
     """Resolve and render without touching the disk or the environment."""
     evaluation = resolve_run(framework.definition, request)
-    shown = harness_view(evaluation, PROXY_PLACEHOLDER)
+    shown = planned_view(evaluation)
     data = render_command(evaluation, source=str(framework.path), data=True) if evaluation.data_command else None
     return Plan(evaluation, render_command(shown, source=str(framework.path)), data or None)
 
@@ -94,13 +77,7 @@ def describe(plan: Plan) -> str:
     if plan.data_command:
         mode = "checked in the cache (offline)" if plan.evaluation.config.offline else "fetched into the cache"
         text += f"Data step (the task's data {mode} before any request to the model):\n\n{plan.data_command}\n\n"
-    text += f"Rendered command:\n\n{plan.command}\n"
-    adapter = plan.evaluation.target.api_endpoint.adapter_config
-    if adapter.enabled:
-        chain = " -> ".join(i.name for i in adapter.interceptors if i.enabled)
-        text += (f"\nAdapter proxy: the harness talks to {PROXY_PLACEHOLDER} (a free loopback port chosen at run "
-                 f"time), which forwards to {plan.evaluation.target.api_endpoint.url} through: {chain}\n")
-    return text
+    return text + f"Rendered command:\n\n{plan.command}\n" + describe_proxies(plan.evaluation)
 
 
 def receive_secret_from_stdin() -> None:
@@ -157,21 +134,6 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-@contextlib.contextmanager
-def _adapter(evaluation: Evaluation, output_dir: Path) -> Iterator[Proxy | None]:
-    """The adapter proxy for the duration of the harness run (None when disabled)."""
-    endpoint = evaluation.target.api_endpoint
-    if not endpoint.adapter_config.enabled:
-        yield None
-        return
-    params = evaluation.config.params
-    proxy = Proxy(endpoint.url, endpoint.adapter_config, output_dir=output_dir,
-                  timeout=params.request_timeout or 60, max_retries=params.max_retries or 0)
-    with ProxyThread(proxy) as running:
-        print(f"adapter proxy on {running.origin} -> {endpoint.url}{running.via}", file=sys.stderr, flush=True)
-        yield running
-
-
 def fetch_data(framework: LoadedFramework, plan: Plan, *, log_dir: Path) -> None:
     """``fetch_data``: only the data step (what ``evals prefetch`` runs in each image)."""
     if not plan.data_command:
@@ -195,8 +157,8 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
     evaluation = plan.evaluation
     key_vars = run_keys(evaluation)
     keys = _key_values(key_vars)
-    if evaluation.target.api_endpoint.adapter_config.enabled:
-        proxy_for_url(evaluation.target.api_endpoint.url)  # a proxy variable that is not a URL: before any write
+    for proxied in proxied_endpoints(evaluation):
+        proxy_for_url(proxied.url)  # a proxy variable that is not a URL: one line before anything is written
     output_dir = Path(evaluation.config.output_dir)
     prepare_output_dir(output_dir)
     write_atomic(output_dir / "run_config.yml", dump_yaml(evaluation_data(evaluation)))
@@ -209,12 +171,12 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
         run_data_step(plan.data_command, log_path=output_dir / "logs" / "data.log", env=env, secrets=_secrets(keys))
     # for the proxy's body logs (and its other processes, which inherit it)
     os.environ[MASKED_VARS] = ",".join([*(key.name for key in key_vars), HUB_TOKEN_VAR])
-    with _adapter(evaluation, output_dir) as proxy:
-        command = render_command(harness_view(evaluation, proxy.origin if proxy else None),
-                                 source=str(framework.path))
+    with running_proxies(evaluation, output_dir) as proxies:
+        command = render_command(harness_view(evaluation, proxies.origins()), source=str(framework.path))
         code = run_streaming(command, log_path=output_dir / "logs" / "harness.log", env=env,
                              secrets=_secrets(keys))
-    usage = proxy.usage() if proxy else None  # after the proxy stopped: with its other processes' totals
+    # after the proxies stopped: with their other processes' totals
+    usage, usage_by_role = proxies.usage(), proxies.usage_by_role()
     provenance = Provenance(
         runtime_version=__version__, harness=evaluation.framework_name,
         harness_version=os.environ.get("EVALS_HARNESS_VERSION"), framework_sha256=framework.sha256,
@@ -228,6 +190,7 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
     document = ResultsFile(
         framework_name=evaluation.framework_name, pkg_name=evaluation.pkg_name, command=command,
         config=evaluation.config, target=evaluation.target, results=results, provenance=provenance, usage=usage,
+        usage_by_role=usage_by_role,
     )
     write_atomic(output_dir / "results.yml", dump_results(document))
     print(f"Results written to {output_dir / 'results.yml'}", file=sys.stderr)

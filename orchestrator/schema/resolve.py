@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from orchestrator.schema.auxiliary import auxiliary_settings
 from orchestrator.schema.config import ENDPOINT_TYPES, Evaluation, RunConfigLayer
 from orchestrator.schema.errors import ConfigError, InputError
 from orchestrator.schema.framework import FrameworkDefinition, TaskDefinition
@@ -98,6 +99,7 @@ def resolve_run(framework: FrameworkDefinition, request: RunRequest) -> Evaluati
     check_endpoint_type(evaluation, task)
     check_values(evaluation.model_dump(include={"config", "target"}))
     run_keys(evaluation)  # names, not keys
+    auxiliary_settings(evaluation.config.params.extra)  # a judge's url and adapter_config
     return evaluation
 
 

@@ -116,7 +116,11 @@ class ResultsFile(_Strict):
     target: ResolvedTarget = Field(description="The resolved target endpoint (secrets by name only).")
     results: EvaluationResult = Field(description="Per-task and per-group scores.")
     provenance: Provenance = Field(description="Where the result came from.")
-    usage: Usage | None = Field(default=None, description="Requests, cache hits, errors, tokens and latency.")
+    usage: Usage | None = Field(default=None, description="What the run asked of the model's endpoint: requests, "
+                                                         "cache hits, errors, tokens and latency.")
+    usage_by_role: dict[str, Usage] = Field(
+        default_factory=dict, description="The same for each auxiliary endpoint the run asked through a proxy of its "
+                                          "own, by role (judge, ...); never counted in usage.")
 
 
 __all__ = [

@@ -37,6 +37,7 @@ from orchestrator.schema.loading import load_model
 from orchestrator.schema.resolve import RunRequest, resolve_run
 from orchestrator.schema.results import EvaluationResult, ResultsFile
 from tests.endpoint.server import EndpointServer, serve
+from tests.faults.server import serve_faulty
 from tests.integration.conftest import REPO
 from tests.integration.harness import Finished, run_image
 
@@ -382,6 +383,48 @@ def test_judge_is_any_openai_compatible_endpoint(vlmevalkit_image: str, endpoint
     assert {(r.header("Authorization"), r.body["model"]) for r in judged} == {("Bearer nvapi-judge-654",
                                                                                "judge-model")}
     assert len([r for r in endpoint.requests if r.kind == "inference"]) == 3
+
+
+def test_a_flaky_judge_is_retried_by_its_own_proxy_cached_and_counted_apart(vlmevalkit_image: str,
+                                                                           endpoint: EndpointServer,
+                                                                           tmp_path: Path) -> None:
+    """Every judge request gets a 503 first: the judge's proxy retries it, VLMEvalKit never sees it; the judge's
+    traffic is in usage_by_role.judge, not in the model's usage; a re-run from the proxies' caches asks neither."""
+    with serve_faulty("503", model="judge-model") as judge:
+        (tmp_path / "run.yml").write_text(yaml.safe_dump({"config": {"params": {"extra": {"judge": {
+            "model": "judge-model", "url": f"{judge.url}/v1/chat/completions", "api_key": "JUDGE_KEY"}}}}}))
+        args = eval_args("ai2d_judge", endpoint, "--run_config", f"{RESULTS_DIR}/run.yml", "--offline")
+        env = {"JUDGE_KEY": "nvapi-judge-321"}
+        finished = run_image(vlmevalkit_image, args, output_dir=tmp_path, data_dir=DATA, env=env)
+        assert_ok(finished)
+        first = results_of(tmp_path)
+        asked, counts = list(judge.requests), dict(judge.counts)
+        # VLMEvalKit reuses its own prediction and score files: keep only the run config and the proxies' caches
+        for path in tmp_path.iterdir():
+            if path.name not in ("run.yml", "cache"):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        again = run_image(vlmevalkit_image, args, output_dir=tmp_path, data_dir=DATA, env=env)
+        assert_ok(again)
+        second = results_of(tmp_path)
+        assert judge.requests == asked
+    distinct = len({r.key for r in asked})
+    assert distinct >= 3 and counts == {"503": distinct, "ok": distinct}  # `working()` and the extractions
+    assert first.usage is not None and second.usage is not None
+    assert (first.usage.requests, first.usage.retries) == (3, 0)
+    judged = first.usage_by_role["judge"]
+    # VLMEvalKit asks the same extraction again when the answer maps to no option: the cache answers the repeats
+    assert judged.requests == distinct + judged.cache_hits
+    assert (judged.upstream_attempts, judged.retries, judged.failed_requests) == (2 * distinct, distinct, 0)
+    assert judged.errors == {"http_503": distinct}
+    assert (second.usage.cache_hits, second.usage_by_role["judge"].cache_hits) == (3, judged.requests)
+    assert second.usage_by_role["judge"].upstream_attempts == 0
+    assert len([r for r in endpoint.requests if r.kind == "inference"]) == 3  # the first run only
+    assert judge.url not in first.provenance.command
+    records = (tmp_path / "logs" / "proxy_judge_requests.jsonl").read_text().splitlines()
+    assert len(records) == judged.requests
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert b"nvapi-judge-321" not in path.read_bytes(), path
 
 
 def test_missing_dataset_offline_stops_at_once_without_download(vlmevalkit_image: str, endpoint: EndpointServer,

@@ -19,6 +19,7 @@ from pathlib import Path
 from orchestrator.runtime.proxy.http import new_event_loop
 from orchestrator.runtime.proxy.server import Proxy
 from orchestrator.schema.adapter import AdapterConfig
+from orchestrator.schema.auxiliary import AUXILIARY_ROLES
 from orchestrator.schema.errors import EvalsError
 from orchestrator.schema.loading import load_model
 
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, help="proxy processes (overrides the config's; default 2)")
     parser.add_argument("--timeout", type=float, default=60, help="seconds per attempt")
     parser.add_argument("--max-retries", type=int, default=5)
+    parser.add_argument("--role", choices=AUXILIARY_ROLES,
+                        help="proxy an auxiliary endpoint (a judge, ...): logs/proxy_<role>_*.jsonl, cache/<role>/")
     parser.add_argument("--process", type=_process, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"proxy: error: {err}".splitlines()[0], file=sys.stderr)
         return 2
     proxy = Proxy(args.upstream, config, output_dir=args.output_dir, timeout=args.timeout,
-                  max_retries=args.max_retries, process=args.process)
+                  max_retries=args.max_retries, process=args.process, role=args.role)
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         try:
             runner.run(_serve(proxy, args.port, other_process=args.process is not None))

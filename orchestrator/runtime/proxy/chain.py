@@ -35,6 +35,13 @@ class ChainContext:
     caches: list[ResponseCache] = field(default_factory=list)
     process: int = 0
     processes: int = 1
+    role: str | None = None
+    """An auxiliary endpoint's role (judge, ...): its files are its own (:func:`proxy_file`, cache/<role>/)."""
+
+
+def proxy_file(role: str | None, name: str) -> str:
+    """``proxy_<name>``, or ``proxy_<role>_<name>`` for an auxiliary endpoint's proxy (its files under logs/)."""
+    return f"proxy_{role}_{name}" if role else f"proxy_{name}"
 
 
 Builder = Callable[[adapter.Interceptor, ChainContext], Interceptor]
@@ -42,7 +49,8 @@ Builder = Callable[[adapter.Interceptor, ChainContext], Interceptor]
 
 def _caching(spec: adapter.Interceptor, ctx: ChainContext) -> Interceptor:
     assert isinstance(spec, adapter.CachingInterceptor)
-    cache = ResponseCache(Path(spec.config.cache_dir) if spec.config.cache_dir else ctx.output_dir / "cache",
+    default = ctx.output_dir / "cache" / ctx.role if ctx.role else ctx.output_dir / "cache"
+    cache = ResponseCache(Path(spec.config.cache_dir) if spec.config.cache_dir else default,
                           process=ctx.process, processes=ctx.processes)
     ctx.caches.append(cache)
     return Caching(cache)
@@ -50,8 +58,8 @@ def _caching(spec: adapter.Interceptor, ctx: ChainContext) -> Interceptor:
 
 def _logging(spec: adapter.Interceptor, ctx: ChainContext) -> Interceptor:
     assert isinstance(spec, adapter.RequestLoggingInterceptor | adapter.ResponseLoggingInterceptor)
-    log = BodyLog(ctx.output_dir / "logs" / f"proxy_{spec.name.removesuffix('_logging')}_bodies.jsonl", spec.config,
-                  secrets=masked_values())
+    name = proxy_file(ctx.role, f"{spec.name.removesuffix('_logging')}_bodies.jsonl")
+    log = BodyLog(ctx.output_dir / "logs" / name, spec.config, secrets=masked_values())
     return RequestLogging(log) if spec.name == "request_logging" else ResponseLogging(log)
 
 

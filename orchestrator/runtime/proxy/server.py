@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from orchestrator.runtime.proxy import jsoncodec
-from orchestrator.runtime.proxy.chain import ChainContext, build_chain
+from orchestrator.runtime.proxy.chain import ChainContext, build_chain, proxy_file
 from orchestrator.runtime.proxy.endpoint import Endpoint
 from orchestrator.runtime.proxy.http import HttpRequest, HttpResponse, UpstreamError, new_event_loop
 from orchestrator.runtime.proxy.http_server import HttpServer
@@ -41,20 +41,23 @@ class Proxy:
     """One proxy for one upstream endpoint URL."""
 
     def __init__(self, upstream_url: str, config: AdapterConfig, *, output_dir: Path, timeout: float = 60,
-                 max_retries: int = 5, process: tuple[int, int] | None = None) -> None:
-        """``process``: (index, count) when this is one of the other processes of a proxy."""
+                 max_retries: int = 5, process: tuple[int, int] | None = None, role: str | None = None) -> None:
+        """``process``: (index, count) when this is one of the other processes of a proxy. ``role``: that of an
+        auxiliary endpoint (judge, ...), whose proxy has files of its own (``logs/proxy_<role>_requests.jsonl``,
+        ``cache/<role>/``)."""
         parts = urlsplit(upstream_url)
         self.upstream_url = upstream_url
         self.path = parts.path or "/"
         self.output_dir = output_dir
         self.timeout, self.max_retries = timeout, max_retries
+        self.role = role
         (output_dir / "logs").mkdir(parents=True, exist_ok=True)
-        self.stats = Stats(output_dir / "logs" / "proxy_requests.jsonl")
+        self.stats = Stats(output_dir / "logs" / proxy_file(role, "requests.jsonl"))
         index, count = process or (0, config.processes or default_processes())
         self.processes = count
         self._spawns = process is None and count > 1
         self._ctx = ChainContext(upstream_url, output_dir, timeout, max_retries, self.stats, process=index,
-                                 processes=count)
+                                 processes=count, role=role)
         self._config = config
         self._ids = itertools.count(index + 1, count)  # unique across the processes
         self._handler: Handler | None = None
@@ -100,7 +103,8 @@ class Proxy:
     def _spawn(self, index: int) -> subprocess.Popen[bytes]:
         argv = [sys.executable, "-m", "orchestrator.runtime.proxy", "--upstream", self.upstream_url,
                 "--port", str(self.port), "--output-dir", str(self.output_dir), "--timeout", repr(self.timeout),
-                "--max-retries", str(self.max_retries), "--process", f"{index}/{self.processes}"]
+                "--max-retries", str(self.max_retries), "--process", f"{index}/{self.processes}",
+                *(["--role", self.role] if self.role else [])]
         child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # stderr: ours
         assert child.stdin is not None
         try:
