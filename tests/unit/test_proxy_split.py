@@ -32,6 +32,7 @@ import pytest
 from orchestrator.runtime.proxy.http import (
     HttpRequest,
     HttpResponse,
+    StreamedAnswer,
     UpstreamPool,
     _ClientConnection,
     new_event_loop,
@@ -224,6 +225,66 @@ def test_client_parses_an_answer_cut_anywhere_as_it_does_whole(case: Answers) ->
             assert fields.items() <= dict(parsed[1]).items()
         for cuts in cut_sets(len(case.stream), seed=len(case.stream)):
             assert parse_answers(case, cuts) == whole, cuts
+    asyncio.run(main())
+
+
+async def parse_streamed(case: Answers, cuts: tuple[int, ...]) -> list[Parsed]:
+    """:func:`parse_answers` with each answer's body read as it arrives (``UpstreamPool.open_stream``'s way): a
+    reader reads the :class:`StreamedAnswer` while the segments come in, the loop turning between them."""
+    pool = UpstreamPool("http://127.0.0.1:9", max_connections=len(case.exchanges))
+    connection = _ClientConnection()
+    connection.connection_made(TransportDouble(connection))  # type: ignore[arg-type]
+    results: list[Parsed] = []
+    start = 0
+
+    async def read(streamed: StreamedAnswer) -> bytes:
+        body = b""
+        while chunk := await streamed.read():
+            body += chunk
+        return body
+
+    for index, (method, answer) in enumerate(case.exchanges):
+        end = start + len(answer)
+        pool._busy += 1  # as _exchange does before sending
+        waiter = connection.send(f"{method} /v1 HTTP/1.1\r\n\r\n".encode(), head_only=False, streaming=True)
+        streamed: StreamedAnswer | None = None
+        reader: asyncio.Task[bytes] | None = None
+        segments = pieces(answer, [cut - start for cut in cuts if start < cut < end])
+        for number, segment in enumerate(segments):
+            connection.data_received(segment)
+            if case.closes and index == len(case.exchanges) - 1 and number == len(segments) - 1:
+                connection.connection_lost(None)
+            if reader is None and waiter.done() and waiter.exception() is None:
+                streamed = StreamedAnswer(pool, connection, idle_timeout=1.0)
+                reader = asyncio.create_task(read(streamed))
+            for _ in range(3):
+                await asyncio.sleep(0)
+        if reader is None or streamed is None:
+            results.append(repr(waiter.exception()) if waiter.done() else "no answer")
+        else:
+            try:
+                body = await reader
+            except Exception as err:  # compared as text with the whole parse
+                results.append(repr(err))
+            else:
+                results.append((streamed.status, list(streamed.headers.items()), body,
+                                connection.keep_alive and not connection.lost))
+            streamed.close(complete=True)
+        start = end
+    return results
+
+
+STREAMED = [case for case in ANSWERS if all(method != "HEAD" for method, _ in case.exchanges)]
+
+
+@pytest.mark.parametrize("case", STREAMED, ids=[case.name for case in STREAMED])
+def test_client_reads_a_streamed_answer_cut_anywhere_as_it_does_whole(case: Answers) -> None:
+    async def main() -> None:
+        whole = parse_answers(case, ())  # the buffered client's parse (bodies decompressed)
+        for parsed in whole:
+            assert not isinstance(parsed, str), parsed
+        for cuts in cut_sets(len(case.stream), seed=len(case.stream)):
+            assert await parse_streamed(case, cuts) == whole, cuts
     asyncio.run(main())
 
 

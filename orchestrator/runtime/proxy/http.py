@@ -204,7 +204,7 @@ class _ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        if self.waiter is None or self.waiter.done():
+        if not self._waiting():  # (a streamed answer is still arriving after its waiter resolved)
             return
         framed = "content-length" in self.headers or "chunked" in self.headers.get("transfer-encoding", "")
         if self.headers_done and not framed:  # an answer delimited by closing the connection
