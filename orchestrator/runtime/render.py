@@ -1,18 +1,22 @@
 """Rendering a framework's command template: once, strictly, shell-safely.
 
 Templates see ``config``, ``target``, ``framework_name`` and ``pkg_name`` of the resolved
-run. Values reach the shell only through ``| shq``, and JSON/YAML files only through
-``| json``; ``fail("...")`` stops rendering with a message for the user.
+run, and ``client``: the attempts and timeout the harness's own HTTP client is to use
+(:mod:`orchestrator.runtime.retries`: one attempt when the adapter proxy retries). Values
+reach the shell only through ``| shq``, and JSON/YAML files only through ``| json``;
+``fail("...")`` stops rendering with a message for the user.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 from typing import Any
 
 import jinja2
 
+from orchestrator.runtime.retries import client_settings
 from orchestrator.schema.config import Evaluation
 from orchestrator.schema.errors import ConfigError, InputError
 from orchestrator.schema.sanity import check_command
@@ -62,6 +66,7 @@ def template_context(evaluation: Evaluation) -> dict[str, Any]:
     data = evaluation.model_dump(mode="json")
     endpoint = data["target"]["api_endpoint"]
     endpoint["api_key_name"] = endpoint["api_key"]
+    data["client"] = dataclasses.asdict(client_settings(evaluation))
     return data
 
 

@@ -21,6 +21,7 @@ from orchestrator.runtime.parsers import get_parser
 from orchestrator.runtime.proxy.adjust import MASKED_VARS
 from orchestrator.runtime.proxy.server import Proxy, ProxyThread
 from orchestrator.runtime.render import render_command
+from orchestrator.runtime.retries import client_settings, proxy_policy
 from orchestrator.schema.config import Evaluation
 from orchestrator.schema.container import HUB_TOKEN_VAR, PROXY_VARS, SECRET_STDIN_VAR
 from orchestrator.schema.errors import HarnessError, InputError
@@ -97,8 +98,12 @@ def describe(plan: Plan) -> str:
     adapter = plan.evaluation.target.api_endpoint.adapter_config
     if adapter.enabled:
         chain = " -> ".join(i.name for i in adapter.interceptors if i.enabled)
+        policy, client = proxy_policy(plan.evaluation), client_settings(plan.evaluation)
         text += (f"\nAdapter proxy: the harness talks to {PROXY_PLACEHOLDER} (a free loopback port chosen at run "
-                 f"time), which forwards to {plan.evaluation.target.api_endpoint.url} through: {chain}\n")
+                 f"time), which forwards to {plan.evaluation.target.api_endpoint.url} through: {chain}\n"
+                 f"Retries: the proxy makes up to {policy.attempts} attempts per request ({policy.timeout:g} s each, "
+                 f"none started after {policy.max_retry_seconds:g} s); the harness makes 1 and waits up to "
+                 f"{client.timeout} s\n")
     return text
 
 
@@ -163,9 +168,9 @@ def _adapter(evaluation: Evaluation, output_dir: Path) -> Iterator[Proxy | None]
     if not endpoint.adapter_config.enabled:
         yield None
         return
-    params = evaluation.config.params
+    policy = proxy_policy(evaluation)
     proxy = Proxy(endpoint.url, endpoint.adapter_config, output_dir=output_dir,
-                  timeout=params.request_timeout or 60, max_retries=params.max_retries or 0)
+                  timeout=policy.timeout, max_retries=policy.max_retries)
     with ProxyThread(proxy) as running:
         print(f"adapter proxy on {running.origin} -> {endpoint.url}", file=sys.stderr, flush=True)
         yield running

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from orchestrator.runtime.proxy.http import ResponseTooLargeError, UpstreamError, UpstreamPool
 from orchestrator.runtime.proxy.types import ProxyRequest, ProxyResponse, error_response
+from orchestrator.runtime.retries import endpoint_policy
 from orchestrator.schema.adapter import EndpointConfig
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -45,8 +46,8 @@ class Endpoint:
     def __init__(self, url: str, config: EndpointConfig, *, timeout: float, max_retries: int) -> None:
         self.url = url
         self.config = config
-        self.timeout = config.request_timeout or timeout
-        self.max_retries = config.max_retries if config.max_retries is not None else max_retries
+        policy = endpoint_policy(config, timeout=timeout, max_retries=max_retries)
+        self.timeout, self.max_retries = policy.timeout, policy.max_retries
         self.pool = UpstreamPool(url, max_connections=config.max_connections)
         parts = urlsplit(url)
         self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
