@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from orchestrator.runtime.proxy.server import Proxy, ProxyThread
+from orchestrator.runtime.retries import DEFAULT_TIMEOUT
 from orchestrator.schema.auxiliary import MODEL_ROLE, proxied_endpoints
 from orchestrator.schema.config import Evaluation
 from orchestrator.schema.results import Usage
@@ -95,7 +96,7 @@ def running_proxies(evaluation: Evaluation, output_dir: Path) -> Iterator[Runnin
         running: dict[str, Proxy] = {}
         for proxied in proxied_endpoints(evaluation):
             proxy = Proxy(proxied.url, proxied.adapter_config, output_dir=output_dir,
-                          timeout=params.request_timeout or 60, max_retries=params.max_retries or 0,
+                          timeout=params.request_timeout or DEFAULT_TIMEOUT, max_retries=params.max_retries or 0,
                           role=None if proxied.role == MODEL_ROLE else proxied.role)
             running[proxied.role] = stack.enter_context(ProxyThread(proxy))
             name = "adapter proxy" if proxied.role == MODEL_ROLE else f"{proxied.role} proxy"

@@ -1,18 +1,23 @@
 """Rendering a framework's command template: once, strictly, shell-safely.
 
 Templates see ``config``, ``target``, ``framework_name`` and ``pkg_name`` of the resolved
-run. Values reach the shell only through ``| shq``, and JSON/YAML files only through
-``| json``; ``fail("...")`` stops rendering with a message for the user.
+run, and ``client``: the attempts and timeout the harness's own HTTP client is to use
+(:mod:`orchestrator.runtime.retries`: one attempt when the adapter proxy retries), and
+``clients``: the same for each auxiliary endpoint with a proxy of its own, by role (``clients.judge``). Values
+reach the shell only through ``| shq``, and JSON/YAML files only through ``| json``;
+``fail("...")`` stops rendering with a message for the user.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 from typing import Any
 
 import jinja2
 
+from orchestrator.runtime.retries import ClientSettings, auxiliary_clients, client_settings
 from orchestrator.schema.config import Evaluation
 from orchestrator.schema.errors import ConfigError, InputError
 from orchestrator.schema.sanity import check_command
@@ -57,22 +62,29 @@ def make_environment() -> jinja2.Environment:
     return env
 
 
-def template_context(evaluation: Evaluation) -> dict[str, Any]:
-    """What a template sees. ``api_key_name`` mirrors ``api_key`` for NeMo-style templates."""
+def template_context(evaluation: Evaluation, clients: dict[str, ClientSettings] | None = None) -> dict[str, Any]:
+    """What a template sees. ``api_key_name`` mirrors ``api_key`` for NeMo-style templates. ``clients``: the
+    auxiliary endpoints' (default: from ``evaluation``, which must then hold their own URLs, not a proxy's)."""
     data = evaluation.model_dump(mode="json")
     endpoint = data["target"]["api_endpoint"]
     endpoint["api_key_name"] = endpoint["api_key"]
+    data["client"] = dataclasses.asdict(client_settings(evaluation))
+    if clients is None:
+        clients = auxiliary_clients(evaluation)
+    data["clients"] = {role: dataclasses.asdict(settings) for role, settings in clients.items()}
     return data
 
 
-def render_command(evaluation: Evaluation, *, source: str = "framework.yml", data: bool = False) -> str:
+def render_command(evaluation: Evaluation, *, source: str = "framework.yml", data: bool = False,
+                   clients: dict[str, ClientSettings] | None = None) -> str:
     """Render ``evaluation.command`` (``data_command`` with ``data=True``) once; template errors become a
-    ConfigError naming the template."""
+    ConfigError naming the template. ``clients``: see :func:`template_context` (the harness's view of a run, with
+    its proxies' URLs, passes those of the run as resolved)."""
     env = make_environment()
     name = "data_command" if data else "command"
     try:
         template = env.from_string(evaluation.data_command or "" if data else evaluation.command)
-        rendered = template.render(template_context(evaluation))
+        rendered = template.render(template_context(evaluation, clients))
     except TemplateFailedError:
         raise
     except jinja2.TemplateSyntaxError as err:

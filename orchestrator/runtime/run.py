@@ -20,6 +20,7 @@ from orchestrator.runtime.proxies import describe_proxies, harness_view, planned
 from orchestrator.runtime.proxy.adjust import MASKED_VARS
 from orchestrator.runtime.proxy.upstream_proxy import proxy_for_url
 from orchestrator.runtime.render import render_command
+from orchestrator.runtime.retries import auxiliary_clients, client_settings, proxy_policy
 from orchestrator.schema.auxiliary import proxied_endpoints
 from orchestrator.schema.config import Evaluation
 from orchestrator.schema.container import HUB_TOKEN_VAR, PROXY_VARS, SECRET_STDIN_VAR
@@ -61,7 +62,8 @@ def plan_run(framework: LoadedFramework, request: RunRequest) -> Plan:
     evaluation = resolve_run(framework.definition, request)
     shown = planned_view(evaluation)
     data = render_command(evaluation, source=str(framework.path), data=True) if evaluation.data_command else None
-    return Plan(evaluation, render_command(shown, source=str(framework.path)), data or None)
+    command = render_command(shown, source=str(framework.path), clients=auxiliary_clients(evaluation))
+    return Plan(evaluation, command, data or None)
 
 
 def evaluation_data(evaluation: Evaluation) -> dict[str, object]:
@@ -77,7 +79,13 @@ def describe(plan: Plan) -> str:
     if plan.data_command:
         mode = "checked in the cache (offline)" if plan.evaluation.config.offline else "fetched into the cache"
         text += f"Data step (the task's data {mode} before any request to the model):\n\n{plan.data_command}\n\n"
-    return text + f"Rendered command:\n\n{plan.command}\n" + describe_proxies(plan.evaluation)
+    text += f"Rendered command:\n\n{plan.command}\n" + describe_proxies(plan.evaluation)
+    if plan.evaluation.target.api_endpoint.adapter_config.enabled:
+        policy, client = proxy_policy(plan.evaluation), client_settings(plan.evaluation)
+        text += (f"Retries: the proxy makes up to {policy.attempts} attempts per request ({policy.timeout:g} s each, "
+                 f"none started after {policy.max_retry_seconds:g} s); the harness makes 1 and waits up to "
+                 f"{client.timeout} s\n")
+    return text
 
 
 def receive_secret_from_stdin() -> None:
@@ -172,7 +180,8 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
     # for the proxy's body logs (and its other processes, which inherit it)
     os.environ[MASKED_VARS] = ",".join([*(key.name for key in key_vars), HUB_TOKEN_VAR])
     with running_proxies(evaluation, output_dir) as proxies:
-        command = render_command(harness_view(evaluation, proxies.origins()), source=str(framework.path))
+        command = render_command(harness_view(evaluation, proxies.origins()), source=str(framework.path),
+                                 clients=auxiliary_clients(evaluation))
         code = run_streaming(command, log_path=output_dir / "logs" / "harness.log", env=env,
                              secrets=_secrets(keys))
     # after the proxies stopped: with their other processes' totals

@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--delay", type=float, default=10.0, help="seconds a 'timeout' attempt holds its answer (default 10)"
     )
+    parser.add_argument("--match", help="fault only requests with this text in a JSON string of their body")
     parser.add_argument("--model", default="test-model", help="the one model id served (default: test-model)")
     parser.add_argument("--all-routes", action="store_true", help="fault every route, not only the inference ones")
     parser.add_argument("--record", type=Path, help="append every request (key, attempt, fault) to this JSONL file")
@@ -37,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     """Serve in the foreground; prints ``listening on http://127.0.0.1:PORT`` once ready."""
     args = _parser().parse_args(argv)
     try:
-        plan = FaultPlan.parse(args.plan, seed=args.seed, retry_after=args.retry_after, delay=args.delay)
+        plan = FaultPlan.parse(args.plan, seed=args.seed, retry_after=args.retry_after, delay=args.delay,
+                               match=args.match)
     except PlanError as error:
         print(f"error: --plan: {error}", file=sys.stderr)
         return 2
@@ -52,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         plan, port=args.port, model=args.model, all_routes=args.all_routes, record=args.record, quiet=args.quiet
     )
     try:
-        print(f"listening on {server.url} (fault plan {plan.spec}, seed {plan.seed})", flush=True)
+        only = "" if plan.match is None else f", only requests holding {plan.match!r}"
+        print(f"listening on {server.url} (fault plan {plan.spec}, seed {plan.seed}{only})", flush=True)
         stop.wait()
     finally:
         server.shutdown()

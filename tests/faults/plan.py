@@ -13,15 +13,17 @@ The spec language (README.md has examples)::
     STEP     := "ok" | STATUS (400-599) | "timeout" | "drop" | "reset" | "malformed"
 
 Attempt i of a key in a scenario gets STEP i; attempts after the last step succeed, or, with a trailing
-``*``, repeat the last step forever.
+``*``, repeat the last step forever. With ``match``, only requests with that text in one of their body's JSON
+strings (a prompt, a message) are faulted, so a test can choose which request fails.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 FaultKind = Literal["ok", "status", "timeout", "drop", "reset", "malformed"]
 DEFAULT_PLAN = "429:0.1,500:0.05,502:0.05,503:0.05,timeout:0.05,drop:0.05,reset:0.05,malformed:0.05"
@@ -82,16 +84,19 @@ class FaultPlan:
     """Scenarios plus the knobs of the faults themselves.
 
     ``retry_after`` is the ``Retry-After`` header (seconds) sent with every 429 (None: no header);
-    ``delay`` is how long a ``timeout`` attempt holds its answer before sending it (seconds).
+    ``delay`` is how long a ``timeout`` attempt holds its answer before sending it (seconds); ``match``, when set,
+    limits the faults to requests with that text in a JSON string of their body (:meth:`selects`).
     """
 
     scenarios: tuple[Scenario, ...] = ()
     seed: int = 0
     retry_after: float | None = 1.0
     delay: float = 10.0
+    match: str | None = None
 
     @classmethod
-    def parse(cls, spec: str, *, seed: int = 0, retry_after: float | None = 1.0, delay: float = 10.0) -> FaultPlan:
+    def parse(cls, spec: str, *, seed: int = 0, retry_after: float | None = 1.0, delay: float = 10.0,
+              match: str | None = None) -> FaultPlan:
         """Parse the spec language (module docstring); raises PlanError naming the bad part."""
         text = spec.strip()
         scenarios: tuple[Scenario, ...] = ()
@@ -102,12 +107,25 @@ class FaultPlan:
             raise PlanError(f"fault plan {spec!r}: the fractions add up to {total:g}, more than 1")
         if delay < 0 or (retry_after is not None and retry_after < 0):
             raise PlanError("delay and retry_after must not be negative")
-        return cls(scenarios, seed=seed, retry_after=retry_after, delay=delay)
+        if match == "":
+            raise PlanError("match must not be empty (every request would match); leave it out to fault any request")
+        return cls(scenarios, seed=seed, retry_after=retry_after, delay=delay, match=match)
 
     @property
     def spec(self) -> str:
         """The plan written back in the spec language."""
         return ",".join(scenario.spec for scenario in self.scenarios) or "none"
+
+    def selects(self, raw: bytes) -> bool:
+        """Whether a request with this body may be faulted: always without ``match``; with it, when one of the
+        body's JSON strings (the raw text, if it is not JSON) contains ``match``."""
+        if self.match is None:
+            return True
+        try:
+            body: Any = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return self.match in raw.decode("utf-8", errors="replace")
+        return any(self.match in text for text in _strings(body))
 
     def scenario_for(self, key: str) -> Scenario | None:
         """The scenario a request key falls into (None: it is never faulted)."""
@@ -133,6 +151,18 @@ def request_key(method: str, path: str, raw: bytes) -> str:
         body = raw
     digest = hashlib.sha256(method.upper().encode("ascii") + b" " + path.encode("utf-8") + b"\n" + body)
     return digest.hexdigest()[:32]
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a JSON value, keys left out."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
 
 def _unit_interval(text: str) -> float:

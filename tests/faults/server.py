@@ -125,7 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
         key = request_key(self.command, path, raw)
         faulty = self.server.paths is None or path in self.server.paths
         attempt = self.server.log.next_attempt(key) if faulty else 0
-        fault = self.server.plan.fault_for(key, attempt) if faulty else Fault("ok")
+        fault = self.server.plan.fault_for(key, attempt) if faulty and self.server.plan.selects(raw) else Fault("ok")
         reply = self._fault_reply(fault) if fault.kind == "status" else _answer(self.server.settings, self, path, raw)
         if fault.kind == "malformed":
             reply = Reply(200, reply.body[: max(1, len(reply.body) // 2)], reply.content_type)
@@ -294,6 +294,7 @@ def serve_faulty(
     seed: int = 0,
     retry_after: float | None = 1.0,
     delay: float = 10.0,
+    match: str | None = None,
     model: str = "test-model",
     all_routes: bool = False,
     record: Path | None = None,
@@ -302,11 +303,11 @@ def serve_faulty(
     """Start the fault-injecting endpoint on 127.0.0.1:``port`` (0: a free port) on a background thread.
 
     ``plan`` is a FaultPlan or its spec (``"429:0.2,drop:0.1"``; see tests/faults/plan.py); ``seed``,
-    ``retry_after`` and ``delay`` apply to a spec only. Only the inference routes are faulted unless
+    ``retry_after``, ``delay`` and ``match`` apply to a spec only. Only the inference routes are faulted unless
     ``all_routes``. ``record`` appends every request as a JSON line to that file.
     """
     if isinstance(plan, str):
-        plan = FaultPlan.parse(plan, seed=seed, retry_after=retry_after, delay=delay)
+        plan = FaultPlan.parse(plan, seed=seed, retry_after=retry_after, delay=delay, match=match)
     paths = None if all_routes else INFERENCE_PATHS
     httpd = _HTTPServer(port, plan=plan, settings=Settings(model=model), log=_Log(record), paths=paths, quiet=quiet)
     return FaultyServer(httpd)

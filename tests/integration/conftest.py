@@ -27,6 +27,7 @@ os.environ.setdefault("EVALS_STATE_DIR", tempfile.mkdtemp(prefix="evals-state-")
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "fixtures" / "data"
 LM_EVAL_IMAGE = os.environ.get("EVALS_LM_EVAL_IMAGE", "evals/lm-eval:latest")
+VLMEVALKIT_IMAGE = os.environ.get("EVALS_VLMEVALKIT_IMAGE", "evals/vlmevalkit:latest")
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +49,16 @@ def lm_eval_image(engine: docker.DockerClient) -> str:
     except docker.errors.ImageNotFound:
         pytest.fail(f"{LM_EVAL_IMAGE} is not built; run `make images`")
     return LM_EVAL_IMAGE
+
+
+@pytest.fixture(scope="session")
+def vlmevalkit_image(engine: docker.DockerClient) -> str:
+    """The vlmevalkit image, which must have been built."""
+    try:
+        engine.images.get(VLMEVALKIT_IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"{VLMEVALKIT_IMAGE} is not built; run `make images`")
+    return VLMEVALKIT_IMAGE
 
 
 @pytest.fixture

@@ -21,9 +21,7 @@ import pytest
 from tests.endpoint.server import EndpointServer
 from tests.hub.files import FileRequest, FileServer, serve
 from tests.integration.test_evals_cli import evals
-from tests.integration.test_vlmevalkit_image import DATA, accuracy, results_of, vlmevalkit_image
-
-__all__ = ["vlmevalkit_image"]  # the fixture, shared with test_vlmevalkit_image.py
+from tests.integration.test_vlmevalkit_image import DATA, accuracy, results_of
 
 UPSTREAM_PATH = "/utils/VLMEval"
 """Where VLMEvalKit 26.3's DATASET_URL puts every file of the tasks under test."""

@@ -25,7 +25,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import docker
-import docker.errors
 import pytest
 import yaml
 
@@ -41,7 +40,6 @@ from tests.faults.server import serve_faulty
 from tests.integration.conftest import REPO
 from tests.integration.harness import Finished, run_image
 
-IMAGE = os.environ.get("EVALS_VLMEVALKIT_IMAGE", "evals/vlmevalkit:latest")
 DATA = REPO / "tests" / "fixtures" / "lmudata"
 TASKS = ["ai2d_judge", "chartqa", "mathvista-mini", "mmmu_judge", "ocrbench", "ocr_reasoning", "slidevqa"]
 UPSTREAM_MD5 = {"OCRBench": "e953d98a987cc6e26ef717b61260b778", "ChartQA_TEST": "c902e0aa9be5582a7aad6dcf52734b42",
@@ -109,15 +107,6 @@ def test_expected_scores_are_not_trivial() -> None:
 
 
 # ---- helpers -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def vlmevalkit_image(engine: docker.DockerClient) -> str:
-    try:
-        engine.images.get(IMAGE)
-    except docker.errors.ImageNotFound:
-        pytest.fail(f"{IMAGE} is not built; run `make images`")
-    return IMAGE
 
 
 class Trap:

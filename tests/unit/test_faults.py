@@ -235,6 +235,26 @@ def test_a_repeating_fault_never_lets_the_request_through() -> None:
     assert statuses == [500, 502, 502, 502, 502]
 
 
+def test_match_chooses_the_one_request_that_fails_and_the_others_are_still_counted() -> None:
+    chosen, other = chat_body("Row 7: what is 7 + 1?"), chat_body("Row 8: what is 8 + 1?")
+    with serve_faulty("500*", match="Row 7:") as server:
+        statuses = [post(server.port, body).status for body in (chosen, other, chosen, other, chosen)]
+        attempts = server.attempts
+    assert statuses == [500, 200, 500, 200, 500]
+    assert attempts == {request_key("POST", CHAT, chosen): 3, request_key("POST", CHAT, other): 2}
+
+
+def test_match_looks_inside_json_strings_not_at_escapes_or_keys() -> None:
+    plan = FaultPlan.parse("500", match='say "hi"\n')
+    body = json.dumps({"messages": [{"role": "user", "content": [{"type": "text", "text": 'Please say "hi"\n!'}]}]})
+    assert plan.selects(body.encode())
+    assert not FaultPlan.parse("500", match="messages").selects(body.encode())
+    assert FaultPlan.parse("500", match="plain").selects(b"not json but plain text")
+    assert FaultPlan.parse("500").selects(b"anything")
+    with pytest.raises(PlanError, match="match must not be empty"):
+        FaultPlan.parse("500", match="")
+
+
 def test_attempts_are_counted_per_distinct_request() -> None:
     with serve_faulty("429") as server:
         a, b = chat_body("What is 1 + 2?"), chat_body("What is 2 + 3?")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import stat
 import subprocess
 from pathlib import Path
@@ -43,7 +44,7 @@ def test_documented_ocrbench_example(vlm_framework: Path) -> None:
     assert model["class"] == "CustomOAIEndpoint"
     assert model["model"] == "my_model"
     assert model["api_base"] == URL
-    assert (model["max_tokens"], model["temperature"], model["retry"], model["timeout"]) == (2048, 0.0, 5, 60)
+    assert (model["max_tokens"], model["temperature"]) == (2048, 0.0)
     assert config["data"] == {"OCRBench": {"class": "OCRBench", "dataset": "OCRBench", "model": "my_model"}}
     assert command.splitlines()[-1] == (
         "python -m vlmeval.run --config /tmp/out/vlmeval_config.json --work-dir /tmp/out --api-nproc 4"
@@ -179,3 +180,74 @@ def test_every_shipped_task_renders_for_every_supported_endpoint(lm_eval_framewo
                 command = render_command(evaluation)
                 syntax = subprocess.run(["bash", "-n", "-c", command], capture_output=True, text=True, check=False)
                 assert syntax.returncode == 0, (task.type, endpoint, syntax.stderr)
+
+
+# ---- one owner of retries and timeouts (orchestrator/runtime/retries.py) ----------------------------------------
+
+ADAPTER_OFF = "target.api_endpoint.adapter_config.enabled=false"
+
+
+def lm_eval_model_args(command: str) -> dict[str, object]:
+    """lm-eval's --model_args (JSON) from a rendered command."""
+    words = shlex.split(command)
+    loaded: dict[str, object] = json.loads(words[words.index("--model_args") + 1])
+    return loaded
+
+
+def harness_client(lm_eval: Path, vlm: Path, overrides: str | None = None) -> list[tuple[object, ...]]:
+    """(attempts, timeout, wait) as rendered for lm-eval (gsm8k) and VLMEvalKit (ocrbench); wait is VLMEvalKit's."""
+    args = lm_eval_model_args(render_command(resolve(lm_eval, eval_type="gsm8k", model_type="chat",
+                                                     overrides=overrides)))
+    vlm_config = vlm_config_json(render_command(resolve(vlm, eval_type="ocrbench", model_type="vlm",
+                                                        overrides=overrides)))
+    model = vlm_config["model"]["my_model"]  # type: ignore[index]
+    return [(args["max_retries"], args["timeout"]), (model["retry"], model["timeout"], model.get("wait"))]
+
+
+def test_with_the_adapter_the_harness_makes_one_attempt_and_outwaits_the_proxy(lm_eval_framework: Path,
+                                                                               vlm_framework: Path) -> None:
+    # The proxy: request_timeout (lm-eval 30 s, VLMEvalKit 60 s) per attempt, no retry after 600 s; + 5 s margin.
+    assert harness_client(lm_eval_framework, vlm_framework) == [(1, 600 + 30 + 5), (1, 600 + 60 + 5, 0)]
+    # VLMEvalKit's wait is a sleep after each failed attempt: with one attempt, only a delay.
+    assert harness_client(lm_eval_framework, vlm_framework, "config.params.extra.wait=7")[1][2] == 0
+
+
+def test_the_harness_timeout_follows_the_proxys_effective_values(lm_eval_framework: Path,
+                                                                vlm_framework: Path) -> None:
+    def endpoint(config: str) -> str:
+        return f"target.api_endpoint.adapter_config.interceptors=[{{name: endpoint, config: {config}}}]"
+
+    # The endpoint interceptor's own request_timeout and max_retry_seconds win over config.params.
+    overridden = harness_client(lm_eval_framework, vlm_framework,
+                                endpoint("{request_timeout: 7.5, max_retry_seconds: 20}"))
+    assert overridden == [(1, 33), (1, 33, 0)]  # ceil(20 + 7.5) + 5
+    # No retries at the proxy (its max_retries, or the run's): one attempt of request_timeout is its whole budget.
+    assert harness_client(lm_eval_framework, vlm_framework,
+                          endpoint("{request_timeout: 7, max_retries: 0}")) == [(1, 12), (1, 12, 0)]
+    assert harness_client(lm_eval_framework, vlm_framework,
+                          "config.params.max_retries=0,config.params.request_timeout=9") == [(1, 14), (1, 14, 0)]
+
+
+def test_without_the_adapter_the_harness_retries_as_the_run_says(lm_eval_framework: Path, vlm_framework: Path) -> None:
+    # max_retries counts retries; both harnesses count attempts (VLMEvalKit's retry=0 would ask nothing).
+    assert harness_client(lm_eval_framework, vlm_framework, ADAPTER_OFF) == [(6, 30), (6, 60, None)]
+    custom = harness_client(lm_eval_framework, vlm_framework, f"{ADAPTER_OFF},config.params.max_retries=0,"
+                            "config.params.request_timeout=12.5,config.params.extra.wait=7")
+    assert custom == [(1, 12.5), (1, 12.5, 7)]
+    command = render_command(resolve(lm_eval_framework, eval_type="gsm8k", model_type="chat", overrides=ADAPTER_OFF))
+    assert lm_eval_model_args(command)["base_url"] == URL  # and the harness talks to the endpoint itself
+
+
+def test_a_proxied_judge_makes_one_attempt_and_outwaits_its_proxy(vlm_framework: Path) -> None:
+    judge = {"model": "j", "url": "http://localhost:9/v1/chat/completions", "api_key": "K",
+             "adapter_config": {"interceptors": [{"name": "endpoint", "config": {"request_timeout": 7,
+                                                                                 "max_retries": 0}}]}}
+    evaluation = resolve(vlm_framework, eval_type="mmmu_judge", model_type="vlm",
+                         overrides=f"config.params.extra.judge={json.dumps(judge)}")
+    command = render_command(evaluation)
+    assert "EVALS_JUDGE_ATTEMPTS=1 EVALS_JUDGE_TIMEOUT=12 " in command  # 7 s, one attempt, + the 5 s margin
+    # without a proxy of its own (the adapter off) the judge keeps VLMEvalKit's own retries
+    off = resolve(vlm_framework, eval_type="mmmu_judge", model_type="vlm",
+                  overrides=f"config.params.extra.judge={json.dumps(judge)},"
+                            "target.api_endpoint.adapter_config.enabled=false")
+    assert "EVALS_JUDGE_ATTEMPTS" not in render_command(off)

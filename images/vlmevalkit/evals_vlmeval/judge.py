@@ -41,6 +41,19 @@ def _build_judge(upstream: Callable[..., Any]) -> Callable[..., Any]:
         kwargs.pop("nproc", None)
         kwargs.pop("use_azure", None)
         kwargs.setdefault("key", os.environ.get("OPENAI_API_KEY", ""))
+        kwargs.update(proxied_client())
         return OpenAIWrapper(model, **kwargs)
 
     return build_judge
+
+
+def proxied_client() -> dict[str, Any]:
+    """With the judge behind a proxy of its own (which retries): one attempt, no sleep after it, and a timeout beyond
+    that proxy's budget, whatever the judge args or the dataset ask (VLMEvalKit's ``retry`` counts attempts)."""
+    attempts, timeout = os.environ.get("EVALS_JUDGE_ATTEMPTS"), os.environ.get("EVALS_JUDGE_TIMEOUT")
+    settings: dict[str, Any] = {}
+    if attempts:
+        settings.update(retry=int(attempts), wait=0)
+    if timeout:
+        settings["timeout"] = float(timeout)
+    return settings

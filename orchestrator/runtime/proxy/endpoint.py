@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from orchestrator.runtime.proxy.http import ProxyRefusedError, ResponseTooLargeError, UpstreamError, UpstreamPool
 from orchestrator.runtime.proxy.types import AnswerStream, ProxyRequest, ProxyResponse, error_response
+from orchestrator.runtime.retries import endpoint_policy
 from orchestrator.schema.adapter import EndpointConfig
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -51,8 +52,8 @@ class Endpoint:
     def __init__(self, url: str, config: EndpointConfig, *, timeout: float, max_retries: int) -> None:
         self.url = url
         self.config = config
-        self.timeout = config.request_timeout or timeout
-        self.max_retries = config.max_retries if config.max_retries is not None else max_retries
+        policy = endpoint_policy(config, timeout=timeout, max_retries=max_retries)
+        self.timeout, self.max_retries = policy.timeout, policy.max_retries
         self.first_byte_timeout = config.first_byte_timeout or self.timeout
         self.idle_timeout = config.idle_timeout or self.timeout
         self.pool = UpstreamPool(url, max_connections=config.max_connections)
