@@ -314,7 +314,7 @@ def prefetch_data(
         tasks = ", ".join(f"{t.harness}.{t.task}" for t in manifest.tasks)
         stdout.print(f"{verify_dir}: {len(manifest.files)} files ({size / 1e6:.1f} MB) match the manifest; "
                      f"tasks: {tasks}" + (f"; images: {', '.join(i.image for i in manifest.images)}"
-                                           if manifest.images else ""))
+                                           if manifest.images else ""), soft_wrap=True)  # one line, however wide
         return
     if not eval_type or to is None:
         raise InputError("prefetch needs --eval_type TASK (repeatable) and --to DIR",
