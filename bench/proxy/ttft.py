@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from processes import HOST, Process, free_port, version_of, wait_for_line, wait_for_port  # noqa: E402
+from processes import HOST, Process, free_port, version_of, wait_for_line, wait_for_port
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -130,7 +130,8 @@ async def measure(targets: dict[str, int], requests: int, warmup: int) -> dict[s
 
 def report(results: dict[str, dict[str, list[float]]], args: argparse.Namespace, info: dict[str, str]) -> str:
     lines = ["# Time to first token through the proxy (streamed answers)", "",
-             "Written by `python3 bench/proxy/ttft.py` (bench/README.md explains the method). One run; compare within it.",
+             "Written by `python3 bench/proxy/ttft.py` (bench/README.md explains the method). One run; compare "
+             "within it.",
              "", "| | |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in info.items()]
     lines += ["", f"Concurrency 1, {args.requests} requests per target after {args.warmup} warm-up ones, interleaved; "
