@@ -4,7 +4,8 @@ Standard library only; started by bench/proxy/run.sh (see bench/README.md). Ever
 127.0.0.1. Processes are started in their own sessions and stopped by PID (SIGTERM, then SIGKILL).
 
 For each endpoint (nginx: ``instant`` answers at once, ``slow`` after 50 ms), each concurrency and each
-target (direct; our proxy; ``floor``, a bare aiohttp pass-through; NeMo's proxy) it runs wrk (one
+target (direct; our proxy; ``floor``, a bare aiohttp pass-through; candidates: our proxy on a maintained
+HTTP stack, bench/proxy/stacks/; NeMo's proxy) it runs wrk (one
 thread, its own process) for a warm-up and then a timed measurement, with every request body distinct
 so no cache can answer. Per cell it records requests/s, p50/p95/p99 latency, errors, the proxy's CPU
 time per request (utime+stime from /proc/<pid>/stat of the proxy and its children, before and after
@@ -30,12 +31,20 @@ from pathlib import Path
 
 from cpu import CLOCK_TICKS, busy_processes, cpu_ticks, machine_busy_ticks, own_ticks, settle, wait_for_idle
 from processes import HOST, Process, free_port, nginx_config, version_of, wait_for_line, wait_for_port
-from report import Cell, goals, markdown
+from report import Cell, goals, judge_candidates, markdown
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 PATH = "/v1/chat/completions"
-TARGETS = ("direct", "ours", "floor", "nemo")
+CANDIDATES = {
+    "aiohttp": HERE / "stacks" / "aiohttp_stack.py",
+    "granian": HERE / "stacks" / "granian_stack.py",
+    "uvicorn": HERE / "stacks" / "uvicorn_stack.py",
+    "granian-ourpool": HERE / "stacks" / "granian_ourpool_stack.py",
+}
+"""Our proxy (same chain, config and processes) on a maintained HTTP stack: target name -> its launcher
+(``granian-ourpool``: Granian's server with our own client, to tell the two halves apart)."""
+TARGETS = ("direct", "ours", "floor", *CANDIDATES, "nemo")
 ENDPOINTS = ("instant", "slow")
 
 
@@ -122,6 +131,8 @@ def machine_info(args: argparse.Namespace) -> dict[str, str]:
         "our processes": version_of([ours_python, "-c", "from orchestrator.runtime.proxy.server import "
                                      "default_processes as d; print(d(), '(the default here)')"]),
         "floor uses": version_of([ours_python, "-c", "import aiohttp; print('aiohttp', aiohttp.__version__)"]),
+        "candidates use": version_of([ours_python, "-c", "import importlib.metadata as m; print(', '.join("
+                                      "f'{n} {m.version(n)}' for n in ('aiohttp', 'granian', 'uvicorn', 'uvloop')))"]),
         "our proxy": f"{args.ours_label} (`{args.proxy_cmd}`), repository {commit}"
         + (" + uncommitted proxy changes" if dirty else ""),
         "nemo-evaluator": version_of(
@@ -149,17 +160,21 @@ def start_all(args: argparse.Namespace, work: Path) -> tuple[list[Process], dict
         wait_for_port(nginx, port)
         upstream = f"http://{HOST}:{port}{PATH}"
         urls[(endpoint, "direct")] = upstream
+        python = shlex.split(args.proxy_cmd)[0]
         commands = {
             "ours": shlex.split(args.proxy_cmd),
-            "floor": [shlex.split(args.proxy_cmd)[0], str(HERE / "passthrough.py")],
+            "floor": [python, str(HERE / "passthrough.py")],
+            **{name: [python, str(launcher)] for name, launcher in CANDIDATES.items()},
         }
+        # the candidates import the proxy from this repository, as ``-m`` does for ours (run from it)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         for target, command in commands.items():
             if target not in args.targets:
                 continue
             port_of_target = free_port()
             argv = [*pin, *command, "--upstream", upstream, "--port", str(port_of_target)]
             name = f"{target}-{endpoint}"
-            proxy = Process(name, [*argv, "--output-dir", str(work / name)], work / f"{name}.log")
+            proxy = Process(name, [*argv, "--output-dir", str(work / name)], work / f"{name}.log", env=env)
             processes.append(proxy)
             wait_for_line(proxy, f"proxy listening on http://{HOST}:{port_of_target}")
             urls[(endpoint, target)] = f"http://{HOST}:{port_of_target}{PATH}"
@@ -226,7 +241,7 @@ def _progress(cell: Cell) -> str:
     cpu = f"{cell.proxy_cpu_us_per_request:7.0f} us/req" if cell.proxy_cpu_us_per_request is not None else " " * 14
     errors = f" errors {cell.errors}" if cell.errors else ""
     return (
-        f"{cell.endpoint:>7} c={cell.concurrency:<3} {cell.target:>6}: {cell.rps:8.0f} req/s  "
+        f"{cell.endpoint:>7} c={cell.concurrency:<3} {cell.target:>15}: {cell.rps:8.0f} req/s  "
         f"p50 {cell.p50_ms:8.2f} ms  p95 {cell.p95_ms:8.2f}  p99 {cell.p99_ms:8.2f}  {cpu}"
         f"  other load {cell.other_cores:4.2f} cores{errors}"
     )
@@ -271,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     for goal in goals(cells):
         verdict = "n/a" if goal.passed is None else ("PASS" if goal.passed else "FAIL")
         print(f"{verdict:>4}  {goal.text}: {goal.measured}")
+    for judged in judge_candidates(cells):
+        print(f"{judged.verdict:>4}  candidate {judged.target}: {judged.summary}")
     return 0
 
 

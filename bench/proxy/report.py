@@ -46,36 +46,33 @@ class Goal:
     passed: bool | None
 
 
-def goals(cells: list[Cell]) -> list[Goal]:
-    """The issue's performance goals, computed from the cells of this run."""
+def goals(cells: list[Cell], target: str = "ours") -> list[Goal]:
+    """The issue's performance goals for ``target`` (our proxy, or a candidate in its place), from this run."""
     result: list[Goal] = []
-    ours, nemo = find(cells, "instant", 64, "ours"), find(cells, "instant", 64, "nemo")
+    ours, nemo = find(cells, "instant", 64, target), find(cells, "instant", 64, "nemo")
+    text = f"instant endpoint, c=64: {target} >= 10x NeMo's throughput"
     if ours and nemo and nemo.rps:
         ratio = ours.rps / nemo.rps
-        result.append(
-            Goal(
-                "instant endpoint, c=64: ours >= 10x NeMo's throughput",
-                f"{ours.rps:.0f} vs {nemo.rps:.0f} req/s = {ratio:.1f}x",
-                ratio >= 10 and not ours.errors,
-            )
-        )
+        measured = f"{ours.rps:.0f} vs {nemo.rps:.0f} req/s = {ratio:.1f}x"
+        result.append(Goal(text, measured, ratio >= 10 and not ours.errors))
     else:
-        result.append(Goal("instant endpoint, c=64: ours >= 10x NeMo's throughput", "not measured", None))
-    ours, direct = find(cells, "instant", 1, "ours"), find(cells, "instant", 1, "direct")
+        result.append(Goal(text, "not measured", None))
+    ours, direct = find(cells, "instant", 1, target), find(cells, "instant", 1, "direct")
+    text = "instant endpoint, c=1: < 1 ms added median latency"
     if ours and direct:
         added = ours.p50_ms - direct.p50_ms
         result.append(
             Goal(
-                "instant endpoint, c=1: < 1 ms added median latency",
+                text,
                 f"p50 {ours.p50_ms:.3f} vs {direct.p50_ms:.3f} ms direct = +{added:.3f} ms",
                 added < 1.0 and not ours.errors,
             )
         )
     else:
-        result.append(Goal("instant endpoint, c=1: < 1 ms added median latency", "not measured", None))
+        result.append(Goal(text, "not measured", None))
     for concurrency in (64, 256):
-        ours, direct = find(cells, "slow", concurrency, "ours"), find(cells, "slow", concurrency, "direct")
-        text = f"50 ms endpoint, c={concurrency}: ours >= 95% of direct throughput"
+        ours, direct = find(cells, "slow", concurrency, target), find(cells, "slow", concurrency, "direct")
+        text = f"50 ms endpoint, c={concurrency}: {target} >= 95% of direct throughput"
         if ours and direct and direct.rps:
             share = ours.rps / direct.rps
             measured = f"{ours.rps:.0f} vs {direct.rps:.0f} req/s = {share:.1%}"
@@ -83,6 +80,61 @@ def goals(cells: list[Cell]) -> list[Goal]:
         else:
             result.append(Goal(text, "not measured", None))
     return result
+
+
+CANDIDATE_SHARE = 0.9
+"""A candidate stack must reach this share of our throughput in every cell (issue 13, item 8)."""
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A candidate HTTP stack judged against ours: the four goals, and its throughput per cell."""
+
+    target: str
+    goals: list[Goal]
+    shares: dict[tuple[str, int], float]  # (endpoint, concurrency) -> candidate req/s / ours
+    erred: list[tuple[str, int]]  # cells in which the candidate had errors
+
+    @property
+    def passed(self) -> bool | None:
+        """True if it meets every goal and >= 90% of ours in every cell; None if not all was measured."""
+        if not self.shares or any(goal.passed is None for goal in self.goals):
+            return None
+        return (all(goal.passed for goal in self.goals) and min(self.shares.values()) >= CANDIDATE_SHARE
+                and not self.erred)
+
+    @property
+    def verdict(self) -> str:
+        """PASS, FAIL or n/a."""
+        return "n/a" if self.passed is None else ("PASS" if self.passed else "FAIL")
+
+    @property
+    def summary(self) -> str:
+        """One line: goals met, the lowest share of ours and where."""
+        met = sum(1 for goal in self.goals if goal.passed)
+        if not self.shares:
+            return f"{met}/{len(self.goals)} goals; no cell to compare with ours"
+        (endpoint, concurrency), low = min(self.shares.items(), key=lambda item: item[1])
+        errors = f"; errors in {len(self.erred)} cells" if self.erred else ""
+        return (f"{met}/{len(self.goals)} goals; throughput {low:.1%} of ours at its lowest ({endpoint}, "
+                f"c={concurrency}; needs >= {CANDIDATE_SHARE:.0%} in every cell){errors}")
+
+
+def judge_candidates(cells: list[Cell]) -> list[Judged]:
+    """Every candidate stack measured in this run (targets other than direct, ours, floor, nemo)."""
+    names = sorted({cell.target for cell in cells} - {"direct", "ours", "floor", "nemo"})
+    judged: list[Judged] = []
+    for name in names:
+        shares: dict[tuple[str, int], float] = {}
+        erred: list[tuple[str, int]] = []
+        for cell in cells:
+            ours = find(cells, cell.endpoint, cell.concurrency, "ours")
+            if cell.target == name and ours and ours.rps:
+                shares[(cell.endpoint, cell.concurrency)] = cell.rps / ours.rps
+            if cell.target == name and cell.errors:
+                erred.append((cell.endpoint, cell.concurrency))
+        judged.append(Judged(name, goals(cells, name), shares, erred))
+    return judged
 
 
 def markdown(cells: list[Cell], info: dict[str, str], args: argparse.Namespace) -> str:
@@ -108,13 +160,17 @@ def markdown(cells: list[Cell], info: dict[str, str], args: argparse.Namespace) 
     for goal in goals(cells):
         verdict = "n/a" if goal.passed is None else ("**PASS**" if goal.passed else "**FAIL**")
         lines.append(f"| {goal.text} | {goal.measured} | {verdict} |")
+    lines += _candidates(cells)
     lines += [
         "",
         "## Cells",
         "",
         "Targets: `direct` (wrk to nginx), `ours` (our proxy, default chain and default processes),",
         "`floor` (bench/proxy/passthrough.py: a bare aiohttp pass-through in one process, no interceptors:",
-        "what aiohttp alone costs), `nemo` (NeMo Evaluator 0.2.8's proxy, default chain).",
+        "what aiohttp alone costs), candidates (our proxy with the same chain, config and processes on a",
+        "maintained HTTP stack, bench/proxy/stacks/: `aiohttp` server and client, `granian` RSGI server or",
+        "`uvicorn` with the aiohttp client, all on uvloop; `granian-ourpool`: Granian's server with our own",
+        "client, the server half alone), `nemo` (NeMo Evaluator 0.2.8's proxy, default chain).",
         "`vs direct`: throughput as a share of direct to the same endpoint at the same concurrency.",
         "`proxy CPU`: user+system CPU time of the proxy's processes (all threads and children) during the",
         "measured window, divided by the requests answered. `other load`: cores kept busy during the window",
@@ -140,6 +196,43 @@ def markdown(cells: list[Cell], info: dict[str, str], args: argparse.Namespace) 
         "",
     ]
     return "\n".join(lines)
+
+
+def _candidates(cells: list[Cell]) -> list[str]:
+    """The candidate stacks: verdicts, then req/s per cell beside ours with the share."""
+    judged = judge_candidates(cells)
+    if not judged:
+        return []
+    lines = [
+        "",
+        "## Candidate HTTP stacks (issue 13)",
+        "",
+        f"A candidate passes if it meets the four goals above in our proxy's place and reaches at least "
+        f"{CANDIDATE_SHARE:.0%} of our proxy's throughput in every cell, without errors.",
+        "",
+        "| Candidate | 10x NeMo (instant, c=64) | < 1 ms added (instant, c=1) | >= 95% of direct (50 ms, c=64) "
+        "| >= 95% of direct (50 ms, c=256) | lowest share of ours | Result |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for one in judged:
+        met = [f"{_verdict(goal.passed)} ({goal.measured.rsplit('= ', 1)[-1]})" for goal in one.goals]
+        low = f"{min(one.shares.values()):.1%}" if one.shares else "-"
+        lines.append(f"| {one.target} | {' | '.join(met)} | {low} | **{one.verdict}** |")
+    header = "| endpoint | concurrency | ours req/s | " + " | ".join(f"{one.target} req/s | share" for one in judged)
+    lines += ["", header + " |", "|---|---:|---:|" + "---:|---:|" * len(judged)]
+    for endpoint, concurrency in sorted({(c.endpoint, c.concurrency) for c in cells}):
+        ours = find(cells, endpoint, concurrency, "ours")
+        row = [endpoint, str(concurrency), f"{ours.rps:.0f}" if ours else "-"]
+        for one in judged:
+            cell = find(cells, endpoint, concurrency, one.target)
+            share = one.shares.get((endpoint, concurrency))
+            row += [f"{cell.rps:.0f}" if cell else "-", f"{share:.1%}" if share is not None else "-"]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _verdict(passed: bool | None) -> str:
+    return "n/a" if passed is None else ("pass" if passed else "FAIL")
 
 
 def _busy_warning(cells: list[Cell]) -> list[str]:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The proxy benchmark, end to end: installs nginx (+ echo module) and wrk from Debian if missing, creates the
-# NeMo Evaluator 0.2.8 venv if missing, then measures direct / ours / NeMo's proxy side by side and writes
-# bench/proxy/RESULTS.md (+ RESULTS.json). Takes about 5 minutes. See bench/README.md.
+# NeMo Evaluator 0.2.8 venv and the candidate stacks if missing, then measures direct / ours / the candidates /
+# NeMo's proxy side by side and writes bench/proxy/RESULTS.md (+ RESULTS.json). Takes about 10 minutes.
+# See bench/README.md.
 #
 #   bash bench/proxy/run.sh [bench.py options]     e.g. --duration 10, --concurrency 1 64
 #
@@ -30,6 +31,13 @@ if ! (cd "$repo" && $proxy_cmd --help >/dev/null 2>&1); then
   echo "our proxy does not start: '$proxy_cmd --help' failed." >&2
   echo "Install the project first (cd $repo && .venv/bin/pip install -e '.[host,dev]') or set PROXY_CMD." >&2
   exit 2
+fi
+
+# the candidate HTTP stacks (bench/proxy/stacks/) run on the same Python as ours
+proxy_python="${proxy_cmd%% *}"
+if ! "$proxy_python" -c "import aiohttp, granian, uvicorn, uvloop" 2>/dev/null; then
+  echo "installing the candidate HTTP stacks (bench/requirements.txt) into $proxy_python"
+  "$proxy_python" -m pip install -q -r "$repo/bench/requirements.txt"
 fi
 
 cd "$repo"
