@@ -1,14 +1,17 @@
 """Time to first token through the proxy, for streamed answers: direct to the endpoint vs through ours, at
-concurrency 1, interleaved request by request. Writes bench/proxy/TTFT.md (see bench/README.md).
+concurrency 1, interleaved request by request; and the same for whole (not streamed) answers, as a yardstick.
+Writes bench/proxy/TTFT.md (see bench/README.md).
 
-    python3 bench/proxy/ttft.py [--requests 400] [--gap-ms 20]
+    python3 bench/proxy/ttft.py [--requests 600] [--gap-ms 20]
 
-The endpoint is one single-process nginx whose answer is a server-sent event stream (echo module): the head and
-the first event at once, then, ``--gap-ms`` later, a second event and ``[DONE]``. The client is a raw asyncio
-socket client on one keep-alive connection per target; time to first token is from writing the request to
-receiving the first byte of the first event, time to the end until the chunked body's terminator. Every request
-body is distinct, so the proxy's cache never answers. Standard library only; our proxy runs from the project's
-venv with its default chain and processes.
+The endpoint is one single-process nginx (echo module) on two ports: one answers every POST with a server-sent
+event stream (the head and the first event at once, then, ``--gap-ms`` later, a second event and ``[DONE]``), the
+other with one chat.completion JSON at once. Our proxy runs twice, in front of each, from the project's venv with
+its default chain and processes. The client is a raw asyncio socket client on one keep-alive connection per
+target; time to first token is from writing the request to receiving the first byte of the first event (for a
+whole answer: the first byte of its body), time to the end until the whole answer. Every request body is distinct,
+so the proxy's cache never answers; the first 200 requests of each proxy are written to its body logs (their
+``max_records``), so the warm-up (default 250) covers them, as it does in the throughput benchmark.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -27,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from processes import HOST, Process, free_port, version_of, wait_for_line, wait_for_port
+from processes import ANSWER, HOST, Process, free_port, version_of, wait_for_line, wait_for_port
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -36,11 +40,15 @@ SECOND = ('data: {"choices":[{"index":0,"delta":{"content":" answer is 4."},"fin
           '"usage":{"prompt_tokens":60,"completion_tokens":5,"total_tokens":65}}')
 
 
-def nginx_config(work: Path, port: int, gap_ms: int) -> Path:
-    """nginx streaming one SSE answer per POST: the first event at once, the rest ``gap_ms`` later."""
+def nginx_config(work: Path, port: int, gap_ms: int, whole_port: int | None = None) -> Path:
+    """nginx streaming one SSE answer per POST: the first event at once, the rest ``gap_ms`` later; on
+    ``whole_port``, one JSON answer at once."""
     def quoted(text: str) -> str:
         return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "\\n\\n'"
 
+    answer = ANSWER.replace("\\", "\\\\").replace("'", "\\'")
+    whole = (f"server {{ listen {HOST}:{whole_port}; location / {{ default_type application/json; "
+             f"return 200 '{answer}'; }} }}" if whole_port else "")
     config = f"""
 load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
 daemon off;
@@ -66,6 +74,7 @@ http {{
       echo -n {quoted('data: [DONE]')};
     }}
   }}
+  {whole}
 }}
 """
     path = work / "nginx-ttft.conf"
@@ -76,8 +85,9 @@ http {{
 class Client:
     """One keep-alive connection; ``ask`` returns (seconds to the first event, seconds to the end)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *, stream: bool) -> None:
         self.port = port
+        self.stream = stream
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -85,7 +95,7 @@ class Client:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
         assert self.reader is not None
-        body = json.dumps({"model": "bench-model", "stream": True,
+        body = json.dumps({"model": "bench-model", "stream": self.stream,
                            "messages": [{"role": "user", "content": f"ttft request {number}: what is 2+2?"}]}).encode()
         head = (f"POST /v1/chat/completions HTTP/1.1\r\nhost: {HOST}:{self.port}\r\ncontent-type: application/json\r\n"
                 f"content-length: {len(body)}\r\n\r\n").encode()
@@ -98,11 +108,15 @@ class Client:
             if not data:
                 raise RuntimeError("connection closed mid-answer")
             received += data
-            if not first and b"data:" in received:
+            head, _, body = received.partition(b"\r\n\r\n")
+            if not first and (b"data:" in body if self.stream else body):
                 first = time.perf_counter() - started
-            if received.endswith(b"0\r\n\r\n") and b"[DONE]" in received:
+            if self.stream and received.endswith(b"0\r\n\r\n") and b"[DONE]" in received:
                 break
-        if not received.startswith(b"HTTP/1.1 200") or b"chunked" not in received.lower():
+            length = re.search(rb"(?i)content-length: *(\d+)", head)
+            if not self.stream and length and len(body) >= int(length[1]):
+                break
+        if not received.startswith(b"HTTP/1.1 200") or (self.stream and b"chunked" not in received.lower()):
             raise RuntimeError(f"unexpected answer: {received[:200]!r}")
         return first, time.perf_counter() - started
 
@@ -113,7 +127,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def measure(targets: dict[str, int], requests: int, warmup: int) -> dict[str, dict[str, list[float]]]:
-    clients = {name: Client(port) for name, port in targets.items()}
+    clients = {name: Client(port, stream=name.endswith("streamed")) for name, port in targets.items()}
     results: dict[str, dict[str, list[float]]] = {name: {"first": [], "end": []} for name in targets}
     for number in range(warmup + requests):
         order = list(clients.items()) if number % 2 == 0 else list(reversed(clients.items()))
@@ -135,44 +149,50 @@ def report(results: dict[str, dict[str, list[float]]], args: argparse.Namespace,
              "", "| | |", "|---|---|"]
     lines += [f"| {key} | {value} |" for key, value in info.items()]
     lines += ["", f"Concurrency 1, {args.requests} requests per target after {args.warmup} warm-up ones, interleaved; "
-              f"the endpoint sends the first event at once and the rest {args.gap_ms} ms later.", "",
+              f"the streaming endpoint sends the first event at once and the rest {args.gap_ms} ms later, the other "
+              "its whole answer at once.", "",
               "| target | TTFT p50 | p90 | p99 | mean | to the end p50 |", "|---|---:|---:|---:|---:|---:|"]
     for name, values in results.items():
         first, end = values["first"], values["end"]
         lines.append(f"| {name} | {statistics.median(first):.3f} ms | {percentile(first, 0.9):.3f} ms | "
                      f"{percentile(first, 0.99):.3f} ms | {statistics.fmean(first):.3f} ms | "
                      f"{statistics.median(end):.3f} ms |")
-    added = statistics.median(results["ours"]["first"]) - statistics.median(results["direct"]["first"])
+    def p50(name: str) -> float:
+        return statistics.median(results[name]["first"])
+
+    added = p50("ours streamed") - p50("direct streamed")
     verdict = "PASS" if added < 1.0 else "FAIL"
     lines += ["", "## Goal (issue 13)", "", "| Goal | Measured | Result |", "|---|---|---|",
               f"| streaming adds < 1 ms to time to first token at concurrency 1 | TTFT p50 +{added:.3f} ms "
-              f"(ours {statistics.median(results['ours']['first']):.3f} vs direct "
-              f"{statistics.median(results['direct']['first']):.3f} ms) | **{verdict}** |", ""]
+              f"(ours {p50('ours streamed'):.3f} vs direct {p50('direct streamed'):.3f} ms; a whole answer's first "
+              f"byte: +{p50('ours whole') - p50('direct whole'):.3f} ms) | **{verdict}** |", ""]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=400, help="measured requests per target (default 400)")
-    parser.add_argument("--warmup", type=int, default=50, help="unmeasured requests per target first (default 50)")
+    parser.add_argument("--requests", type=int, default=600, help="measured requests per target (default 600)")
+    parser.add_argument("--warmup", type=int, default=250, help="unmeasured requests per target first (default 250)")
     parser.add_argument("--gap-ms", type=int, default=20, help="ms between the first event and the rest (default 20)")
     parser.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"), help="the Python running our proxy")
     parser.add_argument("--out", type=Path, default=HERE / "TTFT.md")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="ttft-", dir=HERE / "work" if (HERE / "work").is_dir() else None))
-    endpoint_port, proxy_port = free_port(), free_port()
+    ports = {name: free_port() for name in ("direct streamed", "direct whole", "ours streamed", "ours whole")}
     processes: list[Process] = []
     try:
-        nginx = Process("nginx", ["nginx", "-c", str(nginx_config(work, endpoint_port, args.gap_ms))],
-                        work / "nginx.log")
+        config = nginx_config(work, ports["direct streamed"], args.gap_ms, ports["direct whole"])
+        nginx = Process("nginx", ["nginx", "-c", str(config)], work / "nginx.log")
         processes.append(nginx)
-        wait_for_port(nginx, endpoint_port)
-        proxy = Process("ours", [args.python, "-m", "orchestrator.runtime.proxy", "--upstream",
-                                 f"http://{HOST}:{endpoint_port}/v1/chat/completions", "--port", str(proxy_port),
-                                 "--output-dir", str(work / "ours")], work / "ours.log", env={**os.environ})
-        processes.append(proxy)
-        wait_for_line(proxy, "proxy listening on")
-        results = asyncio.run(measure({"direct": endpoint_port, "ours": proxy_port}, args.requests, args.warmup))
+        wait_for_port(nginx, ports["direct streamed"])
+        for mode in ("streamed", "whole"):
+            upstream = f"http://{HOST}:{ports['direct ' + mode]}/v1/chat/completions"
+            proxy = Process(f"ours {mode}", [args.python, "-m", "orchestrator.runtime.proxy", "--upstream", upstream,
+                                             "--port", str(ports["ours " + mode]), "--output-dir",
+                                             str(work / f"ours-{mode}")], work / f"ours-{mode}.log", env={**os.environ})
+            processes.append(proxy)
+            wait_for_line(proxy, "proxy listening on")
+        results = asyncio.run(measure(ports, args.requests, args.warmup))
     finally:
         for process in reversed(processes):
             process.stop()
