@@ -105,6 +105,7 @@ class AiohttpPool:
         self.origin = f"{parts.scheme}://{parts.netloc}"
         self.host_header = parts.netloc
         self.max_response_bytes = max_response_bytes
+        self.proxy = None  # no forward proxy (the benchmark's endpoint is on loopback)
         self._max = max_connections
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[str, URL] = {}
