@@ -96,10 +96,9 @@ def wait_for_line(process: Process, text: str, *, timeout: float = 60.0) -> None
     raise RuntimeError(f"{process.name} did not print {text!r} within {timeout:.0f} s (log {process.log})")
 
 
-def nginx_config(work: Path, instant_port: int, slow_port: int) -> Path:
-    """One single-process nginx serving both endpoints; the slow one answers after 50 ms (echo module)."""
-    body = ANSWER.replace("\\", "\\\\").replace("'", "\\'")
-    config = f"""
+def nginx_head(work: Path) -> str:
+    """The start of a single-process nginx config with the echo module, up to inside ``http {``."""
+    return f"""
 load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
 daemon off;
 master_process off;
@@ -113,7 +112,13 @@ http {{
   client_body_temp_path {work}/nginx-body;
   keepalive_requests 10000000;
   keepalive_timeout 300s;
-  default_type application/json;
+"""
+
+
+def nginx_config(work: Path, instant_port: int, slow_port: int) -> Path:
+    """One single-process nginx serving both endpoints; the slow one answers after 50 ms (echo module)."""
+    body = ANSWER.replace("\\", "\\\\").replace("'", "\\'")
+    config = nginx_head(work) + f"""  default_type application/json;
   server {{
     listen {HOST}:{instant_port} backlog=4096;
     location / {{ return 200 '{body}'; }}

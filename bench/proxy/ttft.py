@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from processes import ANSWER, HOST, Process, free_port, version_of, wait_for_line, wait_for_port
+from processes import ANSWER, HOST, Process, free_port, nginx_head, version_of, wait_for_line, wait_for_port
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -49,19 +49,7 @@ def nginx_config(work: Path, port: int, gap_ms: int, whole_port: int | None = No
     answer = ANSWER.replace("\\", "\\\\").replace("'", "\\'")
     whole = (f"server {{ listen {HOST}:{whole_port}; location / {{ default_type application/json; "
              f"return 200 '{answer}'; }} }}" if whole_port else "")
-    config = f"""
-load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
-daemon off;
-master_process off;
-worker_processes 1;
-pid {work}/nginx.pid;
-error_log {work}/nginx-error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  client_body_temp_path {work}/nginx-body;
-  keepalive_requests 10000000;
-  keepalive_timeout 300s;
+    config = nginx_head(work) + f"""
   server {{
     listen {HOST}:{port};
     location / {{
