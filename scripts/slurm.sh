@@ -2,7 +2,7 @@
 # A single-node Slurm cluster on this machine, for `evals run --executor slurm` and its tests.
 #
 # Installs slurm-wlm (Debian, brings munge), writes a loopback-only /etc/slurm/slurm.conf
-# (proctrack/linuxproc, task/none, select/cons_tres, no accounting, Epilog=scripts/slurm-epilog.sh)
+# (proctrack/linuxproc, task/none, select/cons_tres, no accounting, Epilog=orchestrator/host/backends/slurm/epilog.sh)
 # and starts munged (as the munge user), slurmctld and slurmd as plain background processes
 # (no systemd). Idempotent: daemons that already run with the same slurm.conf are left alone;
 # a changed slurm.conf restarts them. Needs root. ~2 s to an idle node once installed.
@@ -12,7 +12,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-EPILOG=$HERE/slurm-epilog.sh
+EPILOG=$(cd "$HERE/../orchestrator/host/backends/slurm" && pwd)/epilog.sh
 PARTITION=${SLURM_PARTITION:-debug}
 LOG_DIR=${SLURM_LOG_DIR:-/var/log/slurm}
 TIMEOUT=${SLURM_TIMEOUT:-30}

@@ -12,14 +12,14 @@ from pathlib import Path
 import docker
 import pytest
 
-from orchestrator.launchers import LaunchSpec, Mount
-from orchestrator.launchers.docker import DockerLauncher
+from orchestrator.host.backends.container import LaunchSpec, Mount
+from orchestrator.host.backends.local.docker import DockerLauncher
 from orchestrator.schema.container import RESULTS_DIR
 from tests.endpoint.server import EndpointServer
 from tests.integration.conftest import DATA
 from tests.integration.expected import gsm8k_flexible
 
-EVALS = [sys.executable, "-m", "orchestrator.cli"]
+EVALS = [sys.executable, "-m", "orchestrator.host.cli"]
 
 
 def evals(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -16,7 +16,7 @@ from tests.integration.conftest import DATA
 from tests.integration.expected import gsm8k_flexible
 from tests.integration.gate import Gate
 
-EVALS = [sys.executable, "-m", "orchestrator.cli"]
+EVALS = [sys.executable, "-m", "orchestrator.host.cli"]
 
 
 def base(url: str, out: Path) -> list[str]:

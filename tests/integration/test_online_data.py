@@ -16,9 +16,9 @@ import docker
 import pytest
 import yaml
 
-from orchestrator.catalog import from_labels
-from orchestrator.launchers.docker import DockerLauncher, image_id, image_labels
-from orchestrator.prefetch import PrefetchItem, prefetch
+from orchestrator.host.backends.local.docker import DockerLauncher, image_id, image_labels
+from orchestrator.host.catalog import from_labels
+from orchestrator.host.data.prefetch import PrefetchItem, prefetch
 from orchestrator.schema.errors import InputError
 from tests.endpoint.server import EndpointServer
 from tests.hub.repos import build

@@ -17,7 +17,7 @@ from typing import Any
 import docker
 import pytest
 
-from orchestrator.launch import read_results
+from orchestrator.host.records.results import read_results
 from tests.endpoint.server import EndpointServer
 from tests.hub.server import HubServer
 from tests.integration.conftest import DATA
@@ -25,7 +25,7 @@ from tests.integration.expected import arc_scores, gsm8k_flexible
 from tests.integration.gate import Gate
 from tests.integration.test_online_data import hub, hub_root
 
-EVALS = [sys.executable, "-m", "orchestrator.cli"]
+EVALS = [sys.executable, "-m", "orchestrator.host.cli"]
 KEY_NAME, KEY = "SLURM_TEST_KEY", "sk-slurm-secret-4242"
 REMOTE_TOKENIZER = "config.params.extra.tokenizer_backend=remote,config.params.extra.tokenized_requests=true"
 __all__ = ["hub", "hub_root"]  # fixtures shared with test_online_data.py

@@ -457,7 +457,7 @@ def test_missing_dataset_online_is_fetched_from_upstream_and_a_failure_is_one_li
 def test_evals_run_on_the_host(vlmevalkit_image: str, endpoint: EndpointServer, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "run", "--harness", "vlmevalkit", "--eval_type", "ocrbench",
+        [sys.executable, "-m", "orchestrator.host.cli", "run", "--harness", "vlmevalkit", "--eval_type", "ocrbench",
          "--model_id", endpoint.model, "--model_url", f"{endpoint.url}/v1/chat/completions", "--model_type", "vlm",
          "--api_key_name", "HOST_KEY", "--output_dir", str(out), "--data_dir", str(DATA)],
         capture_output=True, text=True, check=False, timeout=900, cwd=REPO,
@@ -484,7 +484,7 @@ def test_a_judge_task_runs_through_evals_run_with_its_key_by_name(vlmevalkit_ima
     with serve(model="judge-model") as judge:
         run_yml.write_text(yaml.safe_dump({"config": {"params": {"extra": {"judge": {
             "model": "judge-model", "url": f"{judge.url}/v1/chat/completions", "api_key": "JUDGE_KEY"}}}}}))
-        args = [sys.executable, "-m", "orchestrator.cli", "run", "--harness", "vlmevalkit", "--eval_type",
+        args = [sys.executable, "-m", "orchestrator.host.cli", "run", "--harness", "vlmevalkit", "--eval_type",
                 "ai2d_judge", "--model_id", endpoint.model, "--model_url", f"{endpoint.url}/v1/chat/completions",
                 "--model_type", "vlm", "--run_config", str(run_yml), "--data_dir", str(DATA), "--offline"]
         env = {k: v for k, v in os.environ.items() if k != "JUDGE_KEY"}

@@ -69,29 +69,76 @@ def test_invalid_framework_definitions_are_rejected(changes: dict[str, object], 
 
 
 LAYER_ORDER = {"schema": 0, "runtime": 1, "host": 2}
+PACKAGE = REPO / "orchestrator"
+MODULES = sorted(PACKAGE.rglob("*.py"))
+BACKENDS = sorted(p.name for p in (PACKAGE / "host" / "backends").iterdir() if (p / "__init__.py").is_file())
 
 
 def layer_of(module: str) -> str | None:
+    """The layer of a module of the package; None for the face (the package root) and for other packages."""
     parts = module.split(".")
-    if parts[0] != "orchestrator":
+    if parts[0] != "orchestrator" or len(parts) == 1:
         return None
-    if len(parts) > 1 and parts[1] in ("schema", "runtime"):
-        return parts[1]
-    return "host" if len(parts) > 1 else None
+    assert parts[1] in LAYER_ORDER, f"{module} is in no layer: the package root holds only schema, runtime, host"
+    return parts[1]
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "orchestrator").rglob("*.py")), ids=lambda p: p.name)
+def backend_of(module: str) -> str | None:
+    """The backend folder of a host module (``local``, ``slurm``, ``kubernetes``), if it is in one."""
+    parts = module.split(".")
+    in_backend = parts[:3] == ["orchestrator", "host", "backends"] and len(parts) > 3 and parts[3] in BACKENDS
+    return parts[3] if in_backend else None
+
+
+def imported(path: Path) -> list[str]:
+    """Every module ``path`` imports (``from orchestrator import x`` counts as ``orchestrator.x``)."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+            if node.module == "orchestrator":
+                names += [f"orchestrator.{alias.name}" for alias in node.names if alias.name != "__version__"]
+    return names
+
+
+def test_the_package_root_is_only_a_face() -> None:
+    """orchestrator/ holds __init__.py (the version) and the three layers; the face imports none of them."""
+    assert sorted(p.name for p in PACKAGE.glob("*.py")) == ["__init__.py"]
+    assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"} == set(LAYER_ORDER)
+    assert not [name for name in imported(PACKAGE / "__init__.py") if name.startswith("orchestrator")]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_import_rule_schema_runtime_host(path: Path) -> None:
-    """schema <- runtime <- host: a layer never imports a later one; runtime never imports docker."""
-    own = layer_of(".".join(path.relative_to(REPO).with_suffix("").parts))
+    """schema <- runtime <- host: a layer never imports a later one; only the host imports docker, typer, rich
+    (and of the host, only the local backend's docker module imports docker); a backend never imports another."""
+    module = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+    own = layer_of(module)
     if own is None:
         return
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
-            [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
-        for name in names:
-            if own in ("schema", "runtime"):
-                assert name.split(".")[0] not in ("docker", "typer", "rich"), f"{path} imports {name}"
-            target = layer_of(name)
-            if target is not None:
-                assert LAYER_ORDER[target] <= LAYER_ORDER[own], f"{path} ({own}) imports {name} ({target})"
+    for name in imported(path):
+        top = name.split(".")[0]
+        if own in ("schema", "runtime"):
+            assert top not in ("docker", "typer", "rich"), f"{path} imports {name}"
+        if top == "docker":
+            assert module == "orchestrator.host.backends.local.docker", f"{path} imports {name}"
+        target = layer_of(name)
+        if target is not None:
+            assert LAYER_ORDER[target] <= LAYER_ORDER[own], f"{path} ({own}) imports {name} ({target})"
+        mine, theirs = backend_of(module), backend_of(name)
+        assert theirs is None or mine is None or mine == theirs, f"{path} (backend {mine}) imports {name} ({theirs})"
+
+
+DOUBLE_NAMES = ("fake", "double", "stub", "mock", "dummy")
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_test_double_ships_in_the_package(path: Path) -> None:
+    """Test doubles live in tests/doubles/: no module or class of the package is named like one."""
+    parts = [part.lower() for part in path.relative_to(PACKAGE).with_suffix("").parts]
+    assert not [part for part in parts if any(word in part for word in DOUBLE_NAMES)], f"{path} looks like a double"
+    classes = [node.name for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+               if isinstance(node, ast.ClassDef)]
+    assert not [name for name in classes if name.lower().startswith(DOUBLE_NAMES)], f"{path} defines {classes}"

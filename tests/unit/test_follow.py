@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.follow import follow
+from orchestrator.host.records.follow import follow
 
 
 def test_follow_prints_what_is_appended_until_finished(tmp_path: Path) -> None:

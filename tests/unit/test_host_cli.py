@@ -11,12 +11,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from orchestrator import cli
-from orchestrator.catalog import HarnessImage, from_labels, pick_image
-from orchestrator.launchers import LaunchSpec, Output
-from orchestrator.launchers.fake import FakeLauncher
+from orchestrator.host import cli
+from orchestrator.host.backends.container import LaunchSpec, Output
+from orchestrator.host.catalog import HarnessImage, from_labels, pick_image
 from orchestrator.schema.container import LABEL_FRAMEWORK, LABEL_HARNESS, LABEL_HARNESS_VERSION, RESULTS_DIR
 from orchestrator.schema.results import ResultsFile
+from tests.doubles.launcher import FakeLauncher
 
 REPO = Path(__file__).resolve().parents[2]
 URL = "http://localhost:8000/v1/completions"

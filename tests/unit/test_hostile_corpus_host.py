@@ -15,15 +15,15 @@ from typing import Literal
 
 import pytest
 
-from orchestrator import cli as host_cli
-from orchestrator.executors.local import LocalExecutor
-from orchestrator.executors.slurm import SlurmExecutor
-from orchestrator.launchers.fake import FakeLauncher
+from orchestrator.host import cli as host_cli
+from orchestrator.host.backends.local.executor import LocalExecutor
+from orchestrator.host.backends.slurm.commands import SlurmCli
+from orchestrator.host.backends.slurm.executor import SlurmExecutor
 from orchestrator.runtime import cli as runtime_cli
 from orchestrator.schema.loading import dump_yaml
 from orchestrator.schema.record import RunRecord
-from orchestrator.slurm import SlurmCli
-from tests.unit.fake_slurm import FakeSlurm
+from tests.doubles.launcher import FakeLauncher
+from tests.doubles.slurm import FakeSlurm
 from tests.unit.records import RUN_ID, run_record, task
 from tests.unit.test_host_cli import IMAGES, RESULTS, URL
 

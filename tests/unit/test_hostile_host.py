@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import cli as host_cli
-from orchestrator import runs
-from orchestrator.catalog import check_image_name, from_labels
-from orchestrator.executors.slurm import SlurmExecutor
-from orchestrator.launchers.fake import FakeLauncher
-from orchestrator.launchers.slurm_script import log_pattern, render_batch_script, task_log
+from orchestrator.host import cli as host_cli
+from orchestrator.host.backends.slurm.commands import SlurmCli
+from orchestrator.host.backends.slurm.executor import SlurmExecutor
+from orchestrator.host.backends.slurm.script import log_pattern, render_batch_script, task_log
+from orchestrator.host.catalog import check_image_name, from_labels
+from orchestrator.host.records import store
 from orchestrator.schema.config import RunConfigLayer
 from orchestrator.schema.container import LABEL_FRAMEWORK, LABEL_HARNESS
 from orchestrator.schema.errors import ConfigError, InputError, printable
@@ -24,8 +24,8 @@ from orchestrator.schema.limits import CONFIG_LIMITS, MIB, RECORD_LIMITS, RESULT
 from orchestrator.schema.loading import load_model, parse_yaml
 from orchestrator.schema.record import RUN_ID
 from orchestrator.schema.slurm import SlurmConfig
-from orchestrator.slurm import SlurmCli
-from tests.unit.fake_slurm import FakeSlurm
+from tests.doubles.launcher import FakeLauncher
+from tests.doubles.slurm import FakeSlurm
 from tests.unit.records import RUN_ID as SAMPLE_ID
 from tests.unit.records import run_record, slurm_record, task
 from tests.unit.test_host_cli import RESULTS
@@ -129,25 +129,25 @@ def test_a_results_file_over_the_config_limit_is_within_its_own(tmp_path: Path,
 
 
 def test_generated_run_ids_are_run_ids() -> None:
-    run_id = runs.new_run_id()
-    assert RUN_ID.fullmatch(run_id) and runs.record_dir(run_id).parent == runs.runs_dir()
+    run_id = store.new_run_id()
+    assert RUN_ID.fullmatch(run_id) and store.record_dir(run_id).parent == store.runs_dir()
 
 
 @pytest.mark.parametrize("run_id", ["../x", "a/b", "..", ".", "", "x" * 65, "/abs", "a\x00b", "a\nb", ".x", "a b",
                                     "x/..", "\u202e1"])
 def test_a_run_id_that_is_not_one_never_becomes_a_path(run_id: str) -> None:
     with pytest.raises(InputError, match="not a run id") as caught:
-        runs.record_dir(run_id)
+        store.record_dir(run_id)
     assert "\n" not in str(caught.value) and "\x00" not in str(caught.value)
 
 
 def test_a_run_directory_that_is_a_link_out_of_the_state_directory_is_refused(tmp_path: Path) -> None:
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    runs.runs_dir().mkdir(parents=True)
-    (runs.runs_dir() / SAMPLE_ID).symlink_to(outside)
+    store.runs_dir().mkdir(parents=True)
+    (store.runs_dir() / SAMPLE_ID).symlink_to(outside)
     with pytest.raises(InputError, match="leads outside"):
-        runs.save(run_record([task(0, "gsm8k_sample")]))
+        store.save(run_record([task(0, "gsm8k_sample")]))
     assert list(outside.iterdir()) == []
 
 
@@ -161,7 +161,7 @@ def test_runs_lists_the_good_records_and_warns_once_per_bad_entry(tmp_path: Path
                                                                   fakes: FakeLauncher) -> None:  # noqa: F811
     put_record(tmp_path, record_text())
     put_record(tmp_path, "tasks: [\n", run_id="20260101-000000-0002")
-    (runs.runs_dir() / "README").write_text("my notes\n")
+    (store.runs_dir() / "README").write_text("my notes\n")
     code, out, err = run_cli("host", ["runs"], capsys)
     assert code == 0
     assert SAMPLE_ID in out and "gsm8k_sample: failed" in out and "20260101-000000-0002" not in out
@@ -257,7 +257,7 @@ def test_a_garbled_exit_file_leaves_the_task_interrupted(tmp_path: Path) -> None
     record = run_record([task(0, "gsm8k_sample", output_root=str(run_dir))],
                         slurm=slurm_record(SlurmConfig(), run_dir=str(run_dir), count=1))
     record.tasks[0].job_id, record.tasks[0].state = "77", "running"
-    runs.record_dir(record.id).mkdir(parents=True)
+    store.record_dir(record.id).mkdir(parents=True)
     (run_dir / "exit").mkdir(parents=True)
     for content in (b"\xff\xfe\x00", b"--5\n", b"9" * 10_000):
         (run_dir / "exit" / "task-0.code").write_bytes(content)

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator import cli as host_cli
-from orchestrator.launchers.fake import FakeLauncher
+from orchestrator.host import cli as host_cli
 from orchestrator.runtime import cli as runtime_cli
 from orchestrator.runtime.proxy.adjust import MASKED_VARS, BodyLog, masked_values
 from orchestrator.schema.adapter import LoggingConfig
 from orchestrator.schema.sanity import MAX_COMMAND_BYTES
+from tests.doubles.launcher import FakeLauncher
 from tests.unit.test_host_cli import IMAGES, evals, write_results
 
 REPO = Path(__file__).resolve().parents[2]

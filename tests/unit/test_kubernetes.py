@@ -6,7 +6,7 @@ from typing import Any
 
 import yaml
 
-from orchestrator.launchers.kubernetes import KubernetesOptions, render_jobs
+from orchestrator.host.backends.kubernetes.jobs import KubernetesOptions, render_jobs
 from tests.unit.records import RUN_ID, TRICKY, tasks
 
 

@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from orchestrator.datacache import data_access
+from orchestrator.host.data.cache import data_access
 from orchestrator.runtime.data import harness_env
 from orchestrator.runtime.run import _secrets
 from tests.hub.files import serve

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import cli
-from orchestrator.launchers import LaunchSpec, Output
-from orchestrator.launchers.fake import FakeLauncher
-from orchestrator.prefetch import PrefetchItem, cluster_images, prefetch, verify
+from orchestrator.host import cli
+from orchestrator.host.backends.container import LaunchSpec, Output
+from orchestrator.host.data.prefetch import PrefetchItem, prefetch
+from orchestrator.host.data.prefetched import cluster_images, verify
 from orchestrator.schema.container import CACHE_DIR, SECRET_STDIN_VAR
 from orchestrator.schema.errors import HarnessError, InputError
+from tests.doubles.launcher import FakeLauncher
 from tests.unit.test_host_cli import IMAGES, evals, run_args, write_results
 
 

@@ -10,15 +10,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from orchestrator import cli, runs
-from orchestrator.executors.local import LocalExecutor
-from orchestrator.executors.slurm import SlurmExecutor
-from orchestrator.launchers import LaunchSpec, Output
-from orchestrator.launchers.fake import FakeLauncher
-from orchestrator.prefetch import PrefetchItem, prefetch
+from orchestrator.host import cli
+from orchestrator.host.backends.container import LaunchSpec, Output
+from orchestrator.host.backends.local.executor import LocalExecutor
+from orchestrator.host.backends.slurm.commands import SlurmCli
+from orchestrator.host.backends.slurm.executor import SlurmExecutor
+from orchestrator.host.data.prefetch import PrefetchItem, prefetch
+from orchestrator.host.records import store
 from orchestrator.schema.container import RESULTS_DIR
-from orchestrator.slurm import SlurmCli
-from tests.unit.fake_slurm import FakeSlurm
+from tests.doubles.launcher import FakeLauncher
+from tests.doubles.slurm import FakeSlurm
 from tests.unit.test_host_cli import IMAGES, RESULTS, URL
 from tests.unit.test_prefetch import fill_cache, save_double
 
@@ -80,7 +81,7 @@ def evals(*args: str) -> tuple[int, str, str]:
 
 
 def only_run() -> str:
-    ids = runs.run_ids()
+    ids = store.run_ids()
     assert len(ids) == 1
     return ids[0]
 
@@ -94,7 +95,7 @@ def test_local_run_of_several_tasks_runs_them_in_order_and_records_them(launcher
     assert [s.mounts[0].source for s in launcher.launched] == [
         (tmp_path / "out" / "lm-eval-gsm8k").resolve(), (tmp_path / "out" / "lm-eval-humaneval").resolve()]
     assert len({s.name for s in launcher.launched}) == 2
-    record = runs.load(only_run())
+    record = store.load(only_run())
     assert record.executor == "local" and [t.state for t in record.tasks] == ["succeeded", "succeeded"]
     assert record.pid == os.getpid() and all(t.attempts == 1 and t.exit_code == 0 for t in record.tasks)
     assert "harness output of humaneval" in Path(record.tasks[1].log).read_text()
@@ -127,10 +128,10 @@ def test_failed_local_task_keeps_its_exit_code_and_can_be_resumed(launcher: Fake
     assert cli.main([*RUN, "--eval_type", "gsm8k", "--output_dir", str(tmp_path / "o")]) == 3
     assert "evals resubmit" in capsys.readouterr().err
     run_id = only_run()
-    assert runs.load(run_id).tasks[0].state == "failed"
+    assert store.load(run_id).tasks[0].state == "failed"
     launcher.exit_code, launcher.behaviour = 0, write_results
     assert cli.main(["resubmit", run_id]) == 0
-    record = runs.load(run_id)
+    record = store.load(run_id)
     assert record.tasks[0].state == "succeeded" and record.tasks[0].attempts == 2
     assert launcher.launched[0].args == launcher.launched[1].args
     assert cli.main(["run", "--resume", run_id]) == 2  # nothing left to resume
@@ -140,13 +141,13 @@ def test_failed_local_task_keeps_its_exit_code_and_can_be_resumed(launcher: Fake
 def test_cancel_of_a_local_run_whose_process_is_gone(containers: Containers, tmp_path: Path) -> None:
     assert evals(*RUN, "--eval_type", "gsm8k", "--output_dir", str(tmp_path / "o"))[0] == 0
     run_id = only_run()
-    record = runs.load(run_id)
+    record = store.load(run_id)
     record.tasks[0].state, record.pid = "running", 2**22 + 12345  # a pid that does not exist
-    runs.save(record)
+    store.save(record)
     code, out, _ = evals("status", run_id)
     assert "interrupted" in out
     record.tasks[0].state = "running"
-    runs.save(record)
+    store.save(record)
     code, out, _ = evals("cancel", run_id)
     assert code == 0 and "cancelled" in out
     assert containers.stopped == [f"evals.run.id={run_id}"] and containers.removed == [f"evals.run.id={run_id}"]
@@ -154,13 +155,13 @@ def test_cancel_of_a_local_run_whose_process_is_gone(containers: Containers, tmp
 
 def test_cancel_marker_stops_a_local_run_before_its_next_task(launcher: FakeLauncher, tmp_path: Path) -> None:
     def cancel_during_first(spec: LaunchSpec, output: Output) -> None:
-        runs.request_cancel(spec.labels["evals.run.id"])
+        store.request_cancel(spec.labels["evals.run.id"])
 
     launcher.behaviour = cancel_during_first
     code, _, _ = evals(*RUN, "--eval_type", "gsm8k", "--eval_type", "humaneval", "--output_dir", str(tmp_path))
     assert code == 1
     assert len(launcher.launched) == 1
-    assert [t.state for t in runs.load(only_run()).tasks] == ["cancelled", "cancelled"]
+    assert [t.state for t in store.load(only_run()).tasks] == ["cancelled", "cancelled"]
 
 
 def test_slurm_run_submits_and_status_follows_the_scheduler(slurm: FakeSlurm, tmp_path: Path,
@@ -172,7 +173,7 @@ def test_slurm_run_submits_and_status_follows_the_scheduler(slurm: FakeSlurm, tm
     assert code == 0, err
     run_id = only_run()
     assert out.strip().splitlines()[-1] == run_id and "submitted job 101 (array 0-1)" in out
-    record = runs.load(run_id)
+    record = store.load(run_id)
     assert [t.job_id for t in record.tasks] == ["101_0", "101_1"]
     assert [t.output_dir for t in record.tasks] == [str(tmp_path / "shared" / run_id / f"lm-eval-{n}")
                                                     for n in ("gsm8k", "humaneval")]
@@ -189,7 +190,7 @@ def test_slurm_run_submits_and_status_follows_the_scheduler(slurm: FakeSlurm, tm
 
 def test_slurm_failure_shows_the_log_tail(slurm: FakeSlurm, tmp_path: Path) -> None:
     assert evals(*RUN, "--executor", "slurm", "--eval_type", "gsm8k", "--output_root", str(tmp_path))[0] == 0
-    record = runs.load(only_run())
+    record = store.load(only_run())
     Path(record.tasks[0].log).write_text("".join(f"line {i}\n" for i in range(40)) + "ValueError: no such task\n")
     slurm.set_state("101", "FAILED", exit_code="1:0")
     _, out, err = evals("status", record.id)
@@ -200,7 +201,7 @@ def test_slurm_dry_run_shows_the_batch_script_and_writes_nothing(slurm: FakeSlur
     code, out, _ = evals(*RUN, "--executor", "slurm", "--eval_type", "gsm8k", "--output_root", str(tmp_path),
                          "--container_runtime", "apptainer", "--dry_run")
     assert code == 0 and "Batch script (sbatch --parsable):" in out and "apptainer exec --cleanenv" in out
-    assert runs.run_ids() == [] and slurm.calls == [] and list(tmp_path.iterdir()) == []
+    assert store.run_ids() == [] and slurm.calls == [] and list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(("args", "needle"), [
@@ -214,7 +215,7 @@ def test_bad_run_input_is_one_line_exit_2(args: list[str], needle: str, slurm: F
     assert cli.main([*RUN, "--eval_type", "gsm8k", *args]) == 2
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1
-    assert runs.run_ids() == [] and not any(call[0] == "sbatch" for call in slurm.calls)
+    assert store.run_ids() == [] and not any(call[0] == "sbatch" for call in slurm.calls)
 
 
 def test_slurm_down_is_refused_with_make_slurm(slurm: FakeSlurm, tmp_path: Path,
@@ -222,7 +223,7 @@ def test_slurm_down_is_refused_with_make_slurm(slurm: FakeSlurm, tmp_path: Path,
     slurm.up = False
     assert cli.main([*RUN, "--executor", "slurm", "--eval_type", "gsm8k", "--output_root", str(tmp_path)]) == 2
     assert "make slurm" in capsys.readouterr().err
-    assert runs.run_ids() == [] and list(tmp_path.iterdir()) == []
+    assert store.run_ids() == [] and list(tmp_path.iterdir()) == []
 
 
 def test_slurm_run_from_a_prefetched_directory_uses_its_cluster_image(slurm: FakeSlurm, tmp_path: Path,

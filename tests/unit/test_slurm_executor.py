@@ -7,13 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import runs
-from orchestrator.executors.slurm import SlurmExecutor
+from orchestrator.host.backends.slurm.commands import (
+    SchedulerError,
+    SchedulerUnavailableError,
+    SlurmCli,
+    parse_job_line,
+)
+from orchestrator.host.backends.slurm.executor import SlurmExecutor
+from orchestrator.host.records import store
 from orchestrator.schema.errors import InputError
 from orchestrator.schema.record import RunRecord
 from orchestrator.schema.slurm import SlurmConfig
-from orchestrator.slurm import SchedulerError, SchedulerUnavailableError, SlurmCli, parse_job_line
-from tests.unit.fake_slurm import FakeSlurm
+from tests.doubles.slurm import FakeSlurm
 from tests.unit.records import run_record, slurm_record, task
 
 RESULTS = Path(__file__).resolve().parents[1] / "fixtures" / "results" / "lm_eval_results.yml"
@@ -52,8 +57,8 @@ def new_run(tmp_path: Path, count: int = 2, runtime: str = "docker") -> RunRecor
     record = run_record(tasks, slurm=slurm_record(SlurmConfig.model_validate({"container_runtime": runtime}),
                                                   script=str(tmp_path / "state" / "job.sh"), run_dir=str(run_dir),
                                                   count=count))
-    runs.record_dir(record.id).mkdir(parents=True)
-    record.slurm.script = str(runs.record_dir(record.id) / "job.sh")  # type: ignore[union-attr]
+    store.record_dir(record.id).mkdir(parents=True)
+    record.slurm.script = str(store.record_dir(record.id) / "job.sh")  # type: ignore[union-attr]
     return record
 
 
@@ -68,7 +73,7 @@ def test_start_renders_the_script_and_submits_an_array(executor: SlurmExecutor, 
     assert [t.job_id for t in record.tasks] == ["101_0", "101_1"]
     assert all(t.state == "pending" and t.attempts == 1 for t in record.tasks)
     assert Path(record.slurm.script).read_text().startswith("#!/bin/bash")  # type: ignore[union-attr]
-    assert runs.load(record.id).tasks[1].job_id == "101_1"
+    assert store.load(record.id).tasks[1].job_id == "101_1"
     assert (tmp_path / "shared" / "logs").is_dir()
 
 
@@ -87,7 +92,7 @@ def test_refresh_maps_scheduler_states_and_validates_results(executor: SlurmExec
     record = executor.refresh(record)
     assert (record.tasks[0].state, record.tasks[0].exit_code) == ("succeeded", 0)
     assert record.tasks[1].state == "timeout" and "time limit" in (record.tasks[1].reason or "")
-    assert runs.load(record.id).done
+    assert store.load(record.id).done
 
 
 def test_completed_without_results_is_a_failure(executor: SlurmExecutor, fake: FakeSlurm, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.launchers.slurm_script import render_batch_script, runtime_image
+from orchestrator.host.backends.slurm.script import render_batch_script, runtime_image
 from orchestrator.schema.slurm import SlurmConfig
 from tests.unit.records import RUN_DIR, RUN_ID, TRICKY, task, tasks
 

@@ -2,7 +2,7 @@
 
 Commands run with argument lists, never through a shell. Without accounting (no sacct) a job's
 state comes from ``scontrol show job``, which knows finished jobs for MinJobAge seconds; after
-that the run's exit files tell (see :mod:`orchestrator.executors.slurm`).
+that the run's exit files tell (see :mod:`orchestrator.host.backends.slurm.executor`).
 """
 
 from __future__ import annotations

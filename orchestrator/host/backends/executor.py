@@ -2,8 +2,8 @@
 
 ``local`` runs the containers one after another on this machine's engine (in the foreground);
 ``slurm`` submits one batch job per task (a job array for several) and returns. Both keep the
-run's record (:mod:`orchestrator.runs`) current, so `evals status|logs|cancel|resubmit` work the
-same for either.
+run's record (:mod:`orchestrator.host.records.store`) current, so `evals status|logs|cancel|resubmit`
+work the same for either.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import difflib
 from pathlib import Path
 from typing import Protocol
 
-from orchestrator.launch import read_results
-from orchestrator.launchers import Output
+from orchestrator.host.backends.container import Output
+from orchestrator.host.records.results import read_results
 from orchestrator.schema.errors import EvalsError, InputError
 from orchestrator.schema.record import EXECUTORS, RESUMABLE_STATES, ExecutorName, RunRecord, TaskRecord
 

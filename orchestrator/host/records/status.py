@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator.executors import Executor, log_tail
-from orchestrator.launch import read_results
-from orchestrator.report import literal, results_table
+from orchestrator.host.backends.executor import Executor, log_tail
+from orchestrator.host.records.report import literal, results_table
+from orchestrator.host.records.results import read_results
 from orchestrator.schema.errors import EvalsError, HarnessError, printable
 from orchestrator.schema.record import RunRecord, TaskRecord
 
@@ -21,7 +21,7 @@ STATE_STYLE = {"succeeded": "green", "failed": "red", "timeout": "red", "cancell
 
 
 def status_table(record: RunRecord) -> Table:
-    """One row per task; what the record says is shown :func:`~orchestrator.report.literal`."""
+    """One row per task; what the record says is shown :func:`~orchestrator.host.records.report.literal`."""
     images = ", ".join(record.images)
     table = Table(title=literal(f"run {record.id} ({record.executor}, {images})"), title_justify="left")
     for column in ("#", "task", "state", "job", "exit", "output dir"):

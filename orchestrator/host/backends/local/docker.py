@@ -17,7 +17,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from orchestrator.launchers import LaunchSpec, Output
+from orchestrator.host.backends.container import LaunchSpec, Output
 from orchestrator.schema.container import SECRET_STDIN_VAR
 from orchestrator.schema.errors import EvalsError, InputError
 

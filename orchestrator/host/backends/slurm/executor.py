@@ -15,15 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator import runs
-from orchestrator.executors import finish, resumable
-from orchestrator.executors.local import ContainerControl
-from orchestrator.launchers import Output
-from orchestrator.launchers.slurm_script import exit_file, render_batch_script, task_log
+from orchestrator.host.backends.container import ContainerControl, Output
+from orchestrator.host.backends.executor import finish, resumable
+from orchestrator.host.backends.slurm.commands import JobInfo, SlurmCli
+from orchestrator.host.backends.slurm.script import exit_file, render_batch_script, task_log
+from orchestrator.host.records import store
 from orchestrator.schema.container import RUN_LABEL_PREFIX
 from orchestrator.schema.errors import EvalsError
 from orchestrator.schema.record import FINAL_STATES, RunRecord, SlurmRecord, Submission, TaskRecord, TaskState
-from orchestrator.slurm import JobInfo, SlurmCli
 
 _STATES: dict[str, TaskState] = {
     "PENDING": "pending", "CONFIGURING": "pending", "REQUEUED": "pending", "REQUEUE_HOLD": "pending",
@@ -90,10 +89,10 @@ class SlurmExecutor:
             task.started_at = task.finished_at = None
             task.attempts += 1
             task.log = task_log(slurm.run_dir, task.index)
-        slurm.submissions.append(Submission(job_id=job_id, argv=argv, tasks=indices, submitted_at=runs.now()))
+        slurm.submissions.append(Submission(job_id=job_id, argv=argv, tasks=indices, submitted_at=store.now()))
         output(f"submitted job {job_id}{' (array ' + (array or f'0-{len(indices) - 1}') + ')' if slurm.array else ''}"
                f": {', '.join(t.task for t in tasks)}\n".encode())
-        return runs.save(record)
+        return store.save(record)
 
     def refresh(self, record: RunRecord) -> RunRecord:
         """Ask the scheduler about every unfinished task; validate results of the finished ones."""
@@ -104,7 +103,7 @@ class SlurmExecutor:
             before = (task.state, task.reason)
             self._update(record, task, self.cli.job(task.job_id))
             changed = changed or before != (task.state, task.reason)
-        return runs.save(record) if changed else record
+        return store.save(record) if changed else record
 
     def _update(self, record: RunRecord, task: TaskRecord, info: JobInfo | None) -> None:
         code_file = Path(exit_file(_slurm(record).run_dir, task.index))
@@ -119,7 +118,7 @@ class SlurmExecutor:
                 task.reason = f"job {task.job_id} is no longer known to Slurm and left no exit code"
             if info is not None and info.started is not None:
                 task.started_at = info.started
-            task.finished_at = (info.ended if info is not None else None) or task.finished_at or runs.now()
+            task.finished_at = (info.ended if info is not None else None) or task.finished_at or store.now()
             return
         state = _STATES.get(info.state.split("+")[0], "running")
         task.state = state
@@ -129,7 +128,7 @@ class SlurmExecutor:
             task.reason = info.reason if state == "pending" else None
             return
         task.exit_code = info.exit_code
-        task.finished_at = info.ended or runs.now()
+        task.finished_at = info.ended or store.now()
         task.reason = {
             "failed": f"job {task.job_id} exited with code {info.exit_code}" if info.state == "FAILED"
                       else f"job {task.job_id} ended {info.state.lower()}",
@@ -143,12 +142,12 @@ class SlurmExecutor:
         live = [t for t in record.tasks if t.state not in FINAL_STATES and t.job_id]
         self.cli.cancel([t.job_id for t in live if t.job_id])
         for task in live:
-            task.state, task.reason, task.finished_at = "cancelled", "cancelled with `evals cancel`", runs.now()
+            task.state, task.reason, task.finished_at = "cancelled", "cancelled with `evals cancel`", store.now()
         if _slurm(record).config.container_runtime == "docker":
             # Containers on this machine; on the compute nodes the Epilog removes them.
             with contextlib.suppress(EvalsError):
                 self.containers().remove(f"{RUN_LABEL_PREFIX}.id={record.id}")
-        return runs.save(record)
+        return store.save(record)
 
     def resume(self, record: RunRecord, *, output: Output) -> RunRecord:
         """Resubmit the failed, cancelled, timed-out and interrupted tasks (same output dirs).

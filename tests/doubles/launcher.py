@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from orchestrator.launchers import LaunchSpec, Output
+from orchestrator.host.backends.container import LaunchSpec, Output
 
 
 @dataclass

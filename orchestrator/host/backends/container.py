@@ -1,7 +1,8 @@
-"""Launchers start one evaluation container and wait for it: a small Protocol, several implementations.
+"""What every backend starts and stops: one evaluation container, described by a :class:`LaunchSpec`.
 
-``docker`` (the real one) and ``fake`` (a test double for unit tests). Only
-:mod:`orchestrator.launchers.docker` imports the docker SDK.
+A :class:`Launcher` runs one container to completion (the docker one in ``local/``; a test double in
+``tests/doubles/``); :class:`ContainerControl` stops and removes containers by label. Only
+:mod:`orchestrator.host.backends.local.docker` imports the docker SDK.
 """
 
 from __future__ import annotations
@@ -44,4 +45,16 @@ class Launcher(Protocol):
 
     def run(self, spec: LaunchSpec, *, output: Output) -> int:
         """Start the container, stream output, wait, remove it (also on Ctrl-C)."""
+        ...
+
+
+class ContainerControl(Protocol):
+    """Stops and removes containers by label (``key=value``); returns their names."""
+
+    def stop(self, label: str) -> list[str]:
+        """Kill the running containers carrying the label."""
+        ...
+
+    def remove(self, label: str) -> list[str]:
+        """Force-remove every container carrying the label."""
         ...

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -15,16 +14,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from orchestrator import __version__, runs
-from orchestrator.catalog import HarnessImage, check_image_name, from_labels, image_for, pick_image, tasks_of
-from orchestrator.datacache import data_access
-from orchestrator.executors import Executor, check_executor
-from orchestrator.executors.local import LocalExecutor
-from orchestrator.executors.slurm import SlurmExecutor
-from orchestrator.follow import follow
-from orchestrator.launch import ContainerRun, check_api_key, preflight, read_results
-from orchestrator.launchers import Launcher
-from orchestrator.launchers.docker import (
+from orchestrator import __version__
+from orchestrator.host import api
+from orchestrator.host.backends.container import Launcher
+from orchestrator.host.backends.executor import Executor
+from orchestrator.host.backends.local.docker import (
     DockerLauncher,
     LabelledContainers,
     client,
@@ -33,29 +27,23 @@ from orchestrator.launchers.docker import (
     labelled_images,
     save_image,
 )
-from orchestrator.launchers.slurm_script import render_batch_script
-from orchestrator.prefetch import (
-    IMAGE_FORMATS,
-    PrefetchItem,
-    check_holds,
-    cluster_images,
-    prefetch,
-    read_prefetched,
-    verify,
-)
-from orchestrator.report import literal, results_table
-from orchestrator.runplan import DEFAULT_RESULTS, new_record, plan_tasks, slurm_details
-from orchestrator.runtime.run import describe, prepare_output_dir
-from orchestrator.schema.config import RunConfigLayer
+from orchestrator.host.backends.local.executor import LocalExecutor
+from orchestrator.host.backends.slurm.commands import SlurmCli
+from orchestrator.host.backends.slurm.executor import SlurmExecutor
+from orchestrator.host.catalog import HarnessImage, check_image_name, from_labels, image_for, pick_image, tasks_of
+from orchestrator.host.data.prefetch import IMAGE_FORMATS, PrefetchItem, prefetch
+from orchestrator.host.data.prefetched import verify
+from orchestrator.host.plan import preflight
+from orchestrator.host.records import store
+from orchestrator.host.records.follow import follow
+from orchestrator.host.records.report import literal, results_table
+from orchestrator.host.records.results import read_results
+from orchestrator.host.records.status import outcome, show_run, status_table
+from orchestrator.host.records.status import wait as wait_for
 from orchestrator.schema.container import LABEL_HARNESS
 from orchestrator.schema.errors import EvalsError, InputError, ResultsParseError, printable
-from orchestrator.schema.loading import load_model
 from orchestrator.schema.record import FINAL_STATES, RunRecord
 from orchestrator.schema.resolve import RunRequest
-from orchestrator.schema.slurm import resolve_slurm_config
-from orchestrator.slurm import SlurmCli
-from orchestrator.status import outcome, show_run, status_table
-from orchestrator.status import wait as wait_for
 
 app = typer.Typer(name="evals", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Evaluate LLM and VLM endpoints with harnesses that run in their own containers.")
@@ -152,95 +140,38 @@ def run(
 ) -> None:
     """Run evaluations in their harnesses' containers, here or as Slurm jobs, and print their results."""
     if resume is not None:
-        fixed = (("--eval_type", eval_type), ("--model_id", model_id), ("--model_url", model_url),
-                 ("--run_config", run_config), ("--overrides", overrides))
-        given = [flag for flag, value in fixed if value]
-        if given:
-            raise InputError(f"--resume runs the recorded tasks as they were; {', '.join(given)} cannot change them",
-                             hint="drop them, or start a new run")
+        api.refuse_changes_on_resume(eval_type=eval_type, model_id=model_id, model_url=model_url,
+                                     run_config=run_config, overrides=overrides)
         _resume(resume, wait=wait, time_limit=time_limit)
         return
-    kind = check_executor(executor)
-    slurm_flags = {"partition": partition, "account": account, "time": time_limit, "gres": gres, "gpus": gpus,
-                   "container_runtime": container_runtime, "output_root": str(output_root) if output_root else None,
-                   "sbatch_extra": sbatch}
-    settings = resolve_slurm_config(slurm_config, slurm_flags) if kind == "slurm" else None
-    if settings is None and (slurm_config or any(v not in (None, []) for v in slurm_flags.values())):
-        raise InputError("Slurm settings were given to a local run", hint="add --executor slurm, or drop them")
-    if data is not None and cache_dir is not None:
-        raise InputError("--data and --cache_dir both name the data cache", hint="give one of them")
-    requests = [RunRequest(eval_type=task, model_id=model_id, model_url=model_url, model_type=model_type,
-                           api_key_name=api_key_name, run_config=run_config, overrides=overrides,
-                           offline=offline or data is not None)
-                for task in _tasks(eval_type)]
-    prefetched = read_prefetched(data) if data else None
-    access = data_access(cache_dir=cache_dir, prefetched_cache=prefetched[0] if prefetched else None,
-                         offline=offline)
-    run_id = runs.new_run_id()
 
     def choose(request: RunRequest) -> HarnessImage:
-        return _image(harness, image) if harness or image else pick_image(_images(), _eval_type_hint(request))
+        return _image(harness, image) if harness or image else pick_image(_images(), api.eval_type_hint(request))
 
-    planned = plan_tasks(requests, choose=choose, run_id=run_id, executor=kind, output_dir=output_dir,
-                         output_root=Path(settings.output_root) if settings and settings.output_root
-                         else DEFAULT_RESULTS, network=network, data_dir=data_dir, data=access)
-    if data is not None and prefetched is not None:
-        manifest = prefetched[1]
-        check_holds(data, manifest, [(p.image.harness, p.plan.evaluation.config.type) for p in planned])
-        if settings is not None:  # the directory's .sqsh/.sif images, unless the Slurm config names others
-            held = cluster_images(data, manifest, settings.container_runtime,
-                                  {p.image.harness: p.image.image for p in planned})
-            settings = settings.model_copy(update={"images": {**held, **settings.images}})
-    details = slurm_details(run_id, settings, tasks=len(planned)) if settings is not None else None
-    record = new_record(run_id, kind, planned, details)
+    planned = api.plan(eval_type=eval_type, model_id=model_id, model_url=model_url, model_type=model_type,
+                       api_key_name=api_key_name, output_dir=output_dir, run_config=run_config, overrides=overrides,
+                       data_dir=data_dir, offline=offline, cache_dir=cache_dir, data=data, network=network,
+                       executor=executor, slurm_config=slurm_config, partition=partition, account=account,
+                       time_limit=time_limit, gres=gres, gpus=gpus, container_runtime=container_runtime,
+                       output_root=output_root, sbatch=sbatch, choose=choose)
     if dry_run:
-        _describe(planned, record)
+        sys.stdout.write(api.describe_run(planned))
         return
-    for task in planned:
-        check_api_key(task)
-    if not skip_preflight:
-        for url in dict.fromkeys(p.plan.evaluation.target.api_endpoint.url for p in planned):
-            preflight(url)
-    run_executor = _executor(kind)
-    run_executor.check()
-    access.prepare()
-    for task in planned:
-        prepare_output_dir(task.output_dir)
-    runs.create(record)
-    tasks = ", ".join(f"{p.image.harness}.{p.plan.evaluation.config.type}" for p in planned)
-    stderr.print(f"[bold]run {run_id}[/] ({kind}): " + escape(f"{tasks} in {', '.join(record.images)}"
-                 + (f" -> {planned[0].output_dir}" if len(planned) == 1 else "")))
-    record = run_executor.start(record, output=_output)
+
+    def announce() -> None:
+        record, tasks = planned.record, planned.tasks
+        names = ", ".join(f"{p.image.harness}.{p.plan.evaluation.config.type}" for p in tasks)
+        stderr.print(f"[bold]run {record.id}[/] ({record.executor}): " + escape(f"{names} in {', '.join(record.images)}"
+                     + (f" -> {tasks[0].output_dir}" if len(tasks) == 1 else "")))
+
+    record = api.start(planned, executor_for=_executor, check_endpoint=None if skip_preflight else preflight,
+                       announce=announce, output=_output)
     _finish(record, wait=wait)
-
-
-def _tasks(eval_types: list[str] | None) -> list[str | None]:
-    """The --eval_type values; none at all leaves the task to --run_config or --overrides."""
-    return list(eval_types) if eval_types else [None]
 
 
 def _output(chunk: bytes) -> None:
     sys.stdout.buffer.write(chunk)
     sys.stdout.buffer.flush()
-
-
-def _describe(planned: list[ContainerRun], record: RunRecord) -> None:
-    """--dry_run: each task's resolved config, command and container; a Slurm run's batch script."""
-    for task in planned:
-        if len(planned) > 1:
-            sys.stdout.write(f"=== task {planned.index(task)}: {task.image.harness}.{task.plan.evaluation.config.type}"
-                             f" -> {task.output_dir}\n\n")
-        sys.stdout.write(describe(task.plan))
-        spec = task.spec
-        mounts = ", ".join(f"{m.source}:{m.target}" + (":ro" if m.read_only else "") for m in spec.mounts)
-        sys.stdout.write(f"\nContainer:\n\n  image: {spec.image}\n  args: {json.dumps(spec.args)}\n"
-                         f"  user: {spec.user}\n  network: {'host' if spec.network_host else 'default'}\n"
-                         f"  mounts: {mounts}\n  environment: {json.dumps(spec.environment)}\n"
-                         f"  secrets by name: {', '.join(spec.secret_envs) or '-'} (values passed on stdin)\n")
-    if record.slurm is not None:
-        script = render_batch_script(run_id=record.id, run_dir=record.slurm.run_dir, tasks=record.tasks,
-                                     config=record.slurm.config)
-        sys.stdout.write(f"\nBatch script (sbatch --parsable):\n\n{script}")
 
 
 def _finish(record: RunRecord, *, wait: bool) -> None:
@@ -258,30 +189,11 @@ def _finish(record: RunRecord, *, wait: bool) -> None:
 
 
 def _resume(run_id: str, *, wait: bool, time_limit: str | None) -> None:
-    record = runs.load(run_id)
-    if time_limit is not None:
-        if record.slurm is None:
-            raise InputError("--time applies to Slurm runs only", hint=f"run {run_id} ran locally")
-        config = resolve_slurm_config(None, {"time": time_limit})
-        record.slurm.config = record.slurm.config.model_copy(update={"time": config.time})
-    for name in dict.fromkeys(name for t in record.tasks for name in t.container.secret_envs):
-        if not os.environ.get(name):
-            raise InputError(f"environment variable {name} (a secret of the run, passed by name) is not set",
-                             hint=f"export {name}=<your key> and resume again")
-    stderr.print(f"[bold]run {run_id}[/] ({record.executor}): resuming")
-    record = _executor(record.executor).resume(record, output=_output)
+    def announce(record: RunRecord) -> None:
+        stderr.print(f"[bold]run {run_id}[/] ({record.executor}): resuming")
+
+    record = api.resume(run_id, time_limit=time_limit, executor_for=_executor, announce=announce, output=_output)
     _finish(record, wait=wait)
-
-
-def _eval_type_hint(request: RunRequest) -> str | None:
-    if request.eval_type:
-        return request.eval_type
-    if request.overrides and "config.type=" in request.overrides:
-        return request.overrides.split("config.type=", 1)[1].split(",", 1)[0].strip()
-    if request.run_config is not None:
-        layer = load_model(RunConfigLayer, request.run_config)
-        return layer.config.type if layer.config else None
-    return None
 
 
 @app.command("prefetch")
@@ -338,7 +250,7 @@ def prefetch_data(
 def status(run_id: Annotated[str | None, typer.Argument(help="run id (default: the latest run)")] = None,
            as_json: Annotated[bool, typer.Option("--json", help="print the run record as JSON")] = False) -> None:
     """Show each task's state; the scores of finished tasks; the log tail of failed ones."""
-    record = runs.load(run_id or runs.latest())
+    record = store.load(run_id or store.latest())
     record = _executor(record.executor).refresh(record)
     if as_json:
         print(record.model_dump_json(indent=2))
@@ -352,7 +264,7 @@ def logs(run_id: Annotated[str | None, typer.Argument(help="run id (default: the
          follow_: Annotated[bool, typer.Option("--follow", "-f", help="keep printing until the task ends")] = False,
          ) -> None:
     """Print the console output of a run's tasks (with --follow, as it is written)."""
-    record = runs.load(run_id or runs.latest())
+    record = store.load(run_id or store.latest())
     chosen = [t for t in record.tasks if task is None or t.index == task]
     if not chosen:
         raise InputError(f"run {record.id} has no task {task}", hint=f"tasks: 0-{len(record.tasks) - 1}")
@@ -365,7 +277,7 @@ def logs(run_id: Annotated[str | None, typer.Argument(help="run id (default: the
             nonlocal record
             if not follow_:
                 return True
-            record = run_executor.refresh(runs.load(record.id))
+            record = run_executor.refresh(store.load(record.id))
             return record.tasks[index].state in FINAL_STATES
 
         follow(Path(record.tasks[entry.index].log), write=_output, finished=ended)
@@ -374,8 +286,7 @@ def logs(run_id: Annotated[str | None, typer.Argument(help="run id (default: the
 @app.command("cancel")
 def cancel(run_id: Annotated[str, typer.Argument(help="run id")]) -> None:
     """Stop every unfinished task of a run (scancel for Slurm); no container is left running."""
-    record = runs.load(run_id)
-    record = _executor(record.executor).cancel(record)
+    record = api.cancel(run_id, executor_for=_executor)
     stdout.print(status_table(record))
 
 
@@ -391,7 +302,7 @@ def resubmit(run_id: Annotated[str, typer.Argument(help="run id")],
 @app.command("runs")
 def list_runs() -> None:
     """List recorded runs (newest last) with their tasks' states; what is not a run is skipped with a warning."""
-    records, skipped = runs.scan()
+    records, skipped = store.scan()
     for reason in skipped:
         print(f"evals: warning: skipped {printable(reason)}", file=sys.stderr)
     table = Table("run", "executor", "created", "tasks")

@@ -6,7 +6,7 @@ API-key hand-over as the local docker launcher, through the container runtime of
 
 - ``docker``: ``docker run --rm --init`` labelled ``evals.slurm.job=$SLURM_JOB_ID``. The container is
   a child of the Docker daemon, not of the job, so the script removes it when the job is signalled
-  (scancel, time limit) and the Epilog (scripts/slurm-epilog.sh) removes whatever is left.
+  (scancel, time limit) and the Epilog (``epilog.sh`` beside this module) removes whatever is left.
 - ``enroot``: ``srun --container-image`` (pyxis); the container is a job step, stopped with the job.
 - ``apptainer``: ``apptainer exec --cleanenv``; a child process of the job.
 
@@ -17,6 +17,7 @@ piped to the container's stdin, whose runtime reads it when ``EVALS_SECRET_STDIN
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib.resources import files
 
 from orchestrator.runtime.render import make_environment
 from orchestrator.schema.container import SECRET_STDIN_VAR
@@ -26,86 +27,13 @@ from orchestrator.schema.slurm import SlurmConfig
 SLURM_JOB_LABEL = "evals.slurm.job"
 """Label on every container a job starts with docker: the job's $SLURM_JOB_ID (what the Epilog removes)."""
 
-TEMPLATE = r"""#!/bin/bash
-# evals run {{ run_id }}: {{ tasks | length }} task(s), container runtime {{ runtime }}.
-# Rendered by evals, submitted with `sbatch --parsable` (`evals resubmit {{ run_id }}` submits it again).
-# No secret is in this file: the API key's variable is exported to the job by NAME and piped to the
-# container's stdin.
-#SBATCH --job-name={{ job_name }}
-#SBATCH --output={{ log_pattern }}
-#SBATCH --open-mode=append
-{%- if array %}
-#SBATCH --array={{ array }}
-{%- endif %}
-#SBATCH --export={{ export | join(",") }}
-{%- for directive in directives %}
-#SBATCH {{ directive }}
-{%- endfor %}
-set -uo pipefail
+TEMPLATE_FILE = "script.sh.j2"
+"""The batch script's Jinja template, a package data file beside this module."""
 
-task=${SLURM_ARRAY_TASK_ID:-0}
-run_dir={{ run_dir | shq }}
-echo "evals: run {{ run_id }} task ${task}: job ${SLURM_JOB_ID} on $(hostname) at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
-require() {  # the secrets' variables must have reached the job (sbatch --export)
-  local var
-  for var in "$@"; do
-    if [ -z "${!var:-}" ]; then
-      echo "evals: ${var} is not set in the job's environment: export it in the shell that submits the run" >&2
-      exit 2
-    fi
-  done
-}
-{%- if runtime == "docker" %}
-{%- if gpus %}
-
-gpus=()
-if [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then gpus=(--gpus "\"device=${CUDA_VISIBLE_DEVICES}\""); fi
-{%- endif %}
-
-# docker run is not a child of this job: remove the container when the job is stopped.
-name="evals-{{ run_id }}-${task}-${SLURM_JOB_ID}"
-trap 'echo "evals: job ${SLURM_JOB_ID} stopped: removing container ${name}" >&2; docker rm -f "${name}" >/dev/null 2>&1; exit 143' TERM INT
-{%- endif %}
-
-case "${task}" in
-{%- for t in tasks %}
-  {{ t.index }})
-{%- set pipe %}printf '%s\n'{% for k in t.keys %} "${{ '{' ~ k ~ '}' }}"{% endfor %} | {% endset %}
-{%- if t.keys %}
-    require {{ t.keys | join(" ") }}
-{%- endif %}
-{%- if runtime == "docker" %}
-    {% if t.keys %}{{ pipe }}{% endif %}docker run --rm --init {% if t.keys %}-i {% endif %}--name "${name}" \
-      --label "{{ job_label }}=${SLURM_JOB_ID}"{% for label in t.labels %} --label {{ label | shq }}{% endfor %} \
-      -u "$(id -u):$(id -g)"{% if t.network_host %} --network host{% endif %}{% if t.keys %} -e {{ secret_var }}={{ t.keys | join(",") }}{% endif %}{% for e in t.env %} -e {{ e | shq }}{% endfor %} \
-      {% for mount in t.mounts %}-v {{ mount | shq }} {% endfor %}{% if gpus %}"${gpus[@]}" {% endif %}\
-      {{ t.image | shq }}{% for arg in t.args %} {{ arg | shq }}{% endfor %} &
-    wait $!
-{%- elif runtime == "enroot" %}
-    {% if t.keys %}{{ pipe }}env{% for k in t.keys %} -u {{ k }}{% endfor %} {{ secret_var }}={{ t.keys | join(",") }}{% for e in t.env %} {{ e | shq }}{% endfor %} {% elif t.env %}env{% for e in t.env %} {{ e | shq }}{% endfor %} {% endif %}srun --ntasks=1 \
-      --container-image={{ t.image | shq }} \
-      --container-mounts={{ t.mounts | join(",") | shq }} \
-      --container-workdir=/workspace --no-container-mount-home \
-      {{ t.entrypoint | shq }}{% for arg in t.args %} {{ arg | shq }}{% endfor %}
-{%- else %}
-    {% if t.keys %}{{ pipe }}{% endif %}apptainer exec --cleanenv --no-home --writable-tmpfs --pwd /workspace \
-      {% if t.keys %}--env {{ secret_var }}={{ t.keys | join(",") }} {% endif %}{% for e in t.env %}--env {{ e | shq }} {% endfor %}{% if gpus %}--nv {% endif %}--bind {{ t.mounts | join(",") | shq }} \
-      {{ t.image | shq }} {{ t.entrypoint | shq }}{% for arg in t.args %} {{ arg | shq }}{% endfor %}
-{%- endif %}
-    ;;
-{%- endfor %}
-  *)
-    echo "evals: run {{ run_id }} has no task ${task}" >&2
-    exit 2
-    ;;
-esac
-code=$?
-
-mkdir -p "${run_dir}/exit" && echo "${code}" > "${run_dir}/exit/task-${task}.code"
-echo "evals: task ${task} exited with code ${code} at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-exit "${code}"
-"""  # noqa: E501 (the script's lines)
+def template_text() -> str:
+    """The template as shipped (read once per render; rendering stays one pass)."""
+    return files(__package__ or __name__).joinpath(TEMPLATE_FILE).read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -183,7 +111,7 @@ def exit_file(run_dir: str, index: int) -> str:
 def render_batch_script(*, run_id: str, run_dir: str, tasks: list[TaskRecord], config: SlurmConfig) -> str:
     """The whole batch script, rendered once."""
     array = len(tasks) > 1
-    template = make_environment().from_string(TEMPLATE)
+    template = make_environment().from_string(template_text())
     return template.render(
         run_id=run_id, run_dir=run_dir, runtime=config.container_runtime, job_name=f"evals-{run_id}",
         log_pattern=log_pattern(run_dir, array=array), array=f"0-{len(tasks) - 1}" if array else "",

@@ -12,25 +12,12 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-from orchestrator import runs
-from orchestrator.executors import finish, resumable
-from orchestrator.launchers import Launcher, LaunchSpec, Mount, Output
+from orchestrator.host.backends.container import ContainerControl, Launcher, LaunchSpec, Mount, Output
+from orchestrator.host.backends.executor import finish, resumable
+from orchestrator.host.records import store
 from orchestrator.schema.container import RUN_LABEL_PREFIX
 from orchestrator.schema.record import FINAL_STATES, RunRecord, TaskRecord
-
-
-class ContainerControl(Protocol):
-    """Stops and removes containers by label (``key=value``); returns their names."""
-
-    def stop(self, label: str) -> list[str]:
-        """Kill the running containers carrying the label."""
-        ...
-
-    def remove(self, label: str) -> list[str]:
-        """Force-remove every container carrying the label."""
-        ...
 
 
 def launch_spec(run_id: str, task: TaskRecord) -> LaunchSpec:
@@ -74,18 +61,18 @@ class LocalExecutor:
         for task in record.tasks:
             if task.state != "pending":
                 continue
-            if runs.cancel_requested(record.id):
+            if store.cancel_requested(record.id):
                 task.state, task.reason = "cancelled", "cancelled before it started"
-                record = runs.save(record)
+                record = store.save(record)
                 continue
             record = self._run_task(record, task, output)
         return record
 
     def _run_task(self, record: RunRecord, task: TaskRecord, output: Output) -> RunRecord:
-        task.state, task.started_at, task.finished_at = "running", runs.now(), None
+        task.state, task.started_at, task.finished_at = "running", store.now(), None
         task.attempts += 1
         task.exit_code = task.reason = None
-        runs.save(record)
+        store.save(record)
         log = Path(task.log)
         log.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -99,38 +86,38 @@ class LocalExecutor:
         except BaseException as err:
             task.state = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
             task.reason = "evals was interrupted" if isinstance(err, KeyboardInterrupt) else str(err) or repr(err)
-            task.finished_at = runs.now()
-            runs.save(record)
+            task.finished_at = store.now()
+            store.save(record)
             raise
-        task.finished_at = runs.now()
-        if runs.cancel_requested(record.id):
+        task.finished_at = store.now()
+        if store.cancel_requested(record.id):
             task.state, task.exit_code, task.reason = "cancelled", code, "cancelled with `evals cancel`"
         else:
             finish(task, code)
-        return runs.save(record)
+        return store.save(record)
 
     def refresh(self, record: RunRecord) -> RunRecord:
         """A run whose evals process is gone cannot progress: its unfinished tasks were interrupted."""
-        if record.done or record.host != runs.hostname() or _alive(record.pid):
+        if record.done or record.host != store.hostname() or _alive(record.pid):
             return record
         for task in record.tasks:
             if task.state not in FINAL_STATES:
                 task.state, task.reason = "interrupted", f"the evals process ({record.pid}) ended before the task did"
-        return runs.save(record)
+        return store.save(record)
 
     def cancel(self, record: RunRecord) -> RunRecord:
         """Mark the run cancelled, kill its containers, wait for the running evals to record it."""
-        runs.request_cancel(record.id)
+        store.request_cancel(record.id)
         self.containers.stop(f"{RUN_LABEL_PREFIX}.id={record.id}")
         deadline = time.monotonic() + self.cancel_wait
         while _alive(record.pid) and not record.done and time.monotonic() < deadline:
             time.sleep(0.2)
-            record = runs.load(record.id)
+            record = store.load(record.id)
         if not record.done:
             for task in record.tasks:
                 if task.state not in FINAL_STATES:
                     task.state, task.reason = "cancelled", "cancelled with `evals cancel`"
-            record = runs.save(record)
+            record = store.save(record)
         self.containers.remove(f"{RUN_LABEL_PREFIX}.id={record.id}")
         return record
 
@@ -139,5 +126,5 @@ class LocalExecutor:
         record = self.refresh(record)
         for task in resumable(record):
             task.state, task.reason = "pending", None
-        runs.clear_cancel(record.id)
-        return self.start(runs.save(record), output=output)
+        store.clear_cancel(record.id)
+        return self.start(store.save(record), output=output)

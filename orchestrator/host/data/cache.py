@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from orchestrator.launchers import Mount
+from orchestrator.host.backends.container import Mount
 from orchestrator.schema.container import CACHE_DIR, FORWARDED_ENV, HUB_TOKEN_VAR, PROXY_VARS
 from orchestrator.schema.errors import InputError
 

@@ -1,0 +1,179 @@
+"""What the `evals` command line calls: plan a run from its flags, start it, resume it, cancel it. Nothing here prints.
+
+The CLI hands in the backends (an executor per kind, the image chooser, the endpoint check) and the
+callbacks that show progress, so these calls run the same against test doubles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.host.backends.container import Output
+from orchestrator.host.backends.executor import Executor, check_executor
+from orchestrator.host.backends.slurm.script import render_batch_script
+from orchestrator.host.data.cache import DataAccess, data_access
+from orchestrator.host.data.prefetched import check_holds, cluster_images, read_prefetched
+from orchestrator.host.plan import (
+    DEFAULT_RESULTS,
+    ContainerRun,
+    ImageChooser,
+    NetworkMode,
+    check_api_key,
+    new_record,
+    plan_tasks,
+    slurm_details,
+)
+from orchestrator.host.records import store
+from orchestrator.runtime.run import describe, prepare_output_dir
+from orchestrator.schema.config import RunConfigLayer
+from orchestrator.schema.errors import InputError
+from orchestrator.schema.loading import load_model
+from orchestrator.schema.record import RunRecord
+from orchestrator.schema.resolve import RunRequest
+from orchestrator.schema.slurm import resolve_slurm_config
+
+ExecutorFor = Callable[[str], Executor]
+"""The executor of a kind of run (``local``, ``slurm``): real backends from the CLI, doubles in tests."""
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run resolved on the host, nothing written yet: its tasks, its record, how its containers reach data."""
+
+    tasks: list[ContainerRun]
+    record: RunRecord
+    data: DataAccess
+
+
+def refuse_changes_on_resume(*, eval_type: list[str] | None, model_id: str | None, model_url: str | None,
+                             run_config: Path | None, overrides: str | None) -> None:
+    """``--resume`` runs the recorded tasks as they were: flags that would change them are bad input."""
+    fixed = (("--eval_type", eval_type), ("--model_id", model_id), ("--model_url", model_url),
+             ("--run_config", run_config), ("--overrides", overrides))
+    given = [flag for flag, value in fixed if value]
+    if given:
+        raise InputError(f"--resume runs the recorded tasks as they were; {', '.join(given)} cannot change them",
+                         hint="drop them, or start a new run")
+
+
+def plan(*, eval_type: list[str] | None, model_id: str | None, model_url: str | None, model_type: str | None,
+         api_key_name: str | None, output_dir: Path | None, run_config: Path | None, overrides: str | None,
+         data_dir: Path | None, offline: bool, cache_dir: Path | None, data: Path | None, network: NetworkMode,
+         executor: str, slurm_config: Path | None, partition: str | None, account: str | None,
+         time_limit: str | None, gres: str | None, gpus: int | None, container_runtime: str | None,
+         output_root: Path | None, sbatch: list[str] | None, choose: ImageChooser) -> PlannedRun:
+    """Resolve every task of `evals run` and its record; bad input stops it before anything is written."""
+    kind = check_executor(executor)
+    slurm_flags = {"partition": partition, "account": account, "time": time_limit, "gres": gres, "gpus": gpus,
+                   "container_runtime": container_runtime, "output_root": str(output_root) if output_root else None,
+                   "sbatch_extra": sbatch}
+    settings = resolve_slurm_config(slurm_config, slurm_flags) if kind == "slurm" else None
+    if settings is None and (slurm_config or any(v not in (None, []) for v in slurm_flags.values())):
+        raise InputError("Slurm settings were given to a local run", hint="add --executor slurm, or drop them")
+    if data is not None and cache_dir is not None:
+        raise InputError("--data and --cache_dir both name the data cache", hint="give one of them")
+    requests = [RunRequest(eval_type=task, model_id=model_id, model_url=model_url, model_type=model_type,
+                           api_key_name=api_key_name, run_config=run_config, overrides=overrides,
+                           offline=offline or data is not None)
+                for task in _tasks(eval_type)]
+    prefetched = read_prefetched(data) if data else None
+    access = data_access(cache_dir=cache_dir, prefetched_cache=prefetched[0] if prefetched else None,
+                         offline=offline)
+    run_id = store.new_run_id()
+    planned = plan_tasks(requests, choose=choose, run_id=run_id, executor=kind, output_dir=output_dir,
+                         output_root=Path(settings.output_root) if settings and settings.output_root
+                         else DEFAULT_RESULTS, network=network, data_dir=data_dir, data=access)
+    if data is not None and prefetched is not None:
+        manifest = prefetched[1]
+        check_holds(data, manifest, [(p.image.harness, p.plan.evaluation.config.type) for p in planned])
+        if settings is not None:  # the directory's .sqsh/.sif images, unless the Slurm config names others
+            held = cluster_images(data, manifest, settings.container_runtime,
+                                  {p.image.harness: p.image.image for p in planned})
+            settings = settings.model_copy(update={"images": {**held, **settings.images}})
+    details = slurm_details(run_id, settings, tasks=len(planned)) if settings is not None else None
+    return PlannedRun(planned, new_record(run_id, kind, planned, details), access)
+
+
+def _tasks(eval_types: list[str] | None) -> list[str | None]:
+    """The --eval_type values; none at all leaves the task to --run_config or --overrides."""
+    return list(eval_types) if eval_types else [None]
+
+
+def eval_type_hint(request: RunRequest) -> str | None:
+    """The task a request names, if it names one (to pick the image that offers it)."""
+    if request.eval_type:
+        return request.eval_type
+    if request.overrides and "config.type=" in request.overrides:
+        return request.overrides.split("config.type=", 1)[1].split(",", 1)[0].strip()
+    if request.run_config is not None:
+        layer = load_model(RunConfigLayer, request.run_config)
+        return layer.config.type if layer.config else None
+    return None
+
+
+def describe_run(run: PlannedRun) -> str:
+    """--dry_run: each task's resolved config, command and container; a Slurm run's batch script."""
+    planned, record = run.tasks, run.record
+    text = ""
+    for task in planned:
+        if len(planned) > 1:
+            text += (f"=== task {planned.index(task)}: {task.image.harness}.{task.plan.evaluation.config.type}"
+                     f" -> {task.output_dir}\n\n")
+        text += describe(task.plan)
+        spec = task.spec
+        mounts = ", ".join(f"{m.source}:{m.target}" + (":ro" if m.read_only else "") for m in spec.mounts)
+        text += (f"\nContainer:\n\n  image: {spec.image}\n  args: {json.dumps(spec.args)}\n"
+                 f"  user: {spec.user}\n  network: {'host' if spec.network_host else 'default'}\n"
+                 f"  mounts: {mounts}\n  environment: {json.dumps(spec.environment)}\n"
+                 f"  secrets by name: {', '.join(spec.secret_envs) or '-'} (values passed on stdin)\n")
+    if record.slurm is not None:
+        script = render_batch_script(run_id=record.id, run_dir=record.slurm.run_dir, tasks=record.tasks,
+                                     config=record.slurm.config)
+        text += f"\nBatch script (sbatch --parsable):\n\n{script}"
+    return text
+
+
+def start(run: PlannedRun, *, executor_for: ExecutorFor, check_endpoint: Callable[[str], None] | None,
+          announce: Callable[[], None], output: Output) -> RunRecord:
+    """Check keys, endpoints and the executor; write the record; start the tasks (``announce`` just before)."""
+    planned, record = run.tasks, run.record
+    for task in planned:
+        check_api_key(task)
+    if check_endpoint is not None:
+        for url in dict.fromkeys(p.plan.evaluation.target.api_endpoint.url for p in planned):
+            check_endpoint(url)
+    run_executor = executor_for(record.executor)
+    run_executor.check()
+    run.data.prepare()
+    for task in planned:
+        prepare_output_dir(task.output_dir)
+    store.create(record)
+    announce()
+    return run_executor.start(record, output=output)
+
+
+def resume(run_id: str, *, time_limit: str | None, executor_for: ExecutorFor, announce: Callable[[RunRecord], None],
+           output: Output) -> RunRecord:
+    """Start a recorded run's unfinished tasks again (a Slurm run may get a new time limit)."""
+    record = store.load(run_id)
+    if time_limit is not None:
+        if record.slurm is None:
+            raise InputError("--time applies to Slurm runs only", hint=f"run {run_id} ran locally")
+        config = resolve_slurm_config(None, {"time": time_limit})
+        record.slurm.config = record.slurm.config.model_copy(update={"time": config.time})
+    for name in dict.fromkeys(name for t in record.tasks for name in t.container.secret_envs):
+        if not os.environ.get(name):
+            raise InputError(f"environment variable {name} (a secret of the run, passed by name) is not set",
+                             hint=f"export {name}=<your key> and resume again")
+    announce(record)
+    return executor_for(record.executor).resume(record, output=output)
+
+
+def cancel(run_id: str, *, executor_for: ExecutorFor) -> RunRecord:
+    """Stop every unfinished task of a run."""
+    record = store.load(run_id)
+    return executor_for(record.executor).cancel(record)

@@ -1,0 +1,1 @@
+"""Run records: kept on disk (``store``), shown (``status``, ``report``), followed (``follow``), their results read."""

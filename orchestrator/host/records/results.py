@@ -1,0 +1,20 @@
+"""Reading a task's results.yml on the host: validated, within limits, as every command shows it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.schema.errors import EvalsError, ResultsParseError
+from orchestrator.schema.limits import RESULTS_LIMITS
+from orchestrator.schema.loading import load_model
+from orchestrator.schema.results import ResultsFile
+
+
+def read_results(path: Path) -> ResultsFile:
+    """Load and validate a results.yml written by a container (within RESULTS_LIMITS: 4 MiB, 250,000 nodes)."""
+    if not path.exists():
+        raise ResultsParseError(f"the container finished but wrote no {path}")
+    try:
+        return load_model(ResultsFile, path, limits=RESULTS_LIMITS)
+    except EvalsError as err:
+        raise ResultsParseError(f"invalid results file: {err}") from None
