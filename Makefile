@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help venv engine base demo-images images slurm test unit integration lint typecheck schema demo bench clean
+.PHONY: help venv engine base demo-images images slurm test unit integration lint typecheck schema docs demo bench clean
 
 help:
 	@echo "make demo      a real benchmark run on the embedded default model (reference endpoint + lm-eval)"
@@ -14,6 +14,7 @@ help:
 	@echo "make unit      lint + unit tests (no Docker)"
 	@echo "make lint      ruff + mypy --strict"
 	@echo "make schema    regenerate the committed JSON Schemas from the models"
+	@echo "make docs      regenerate docs/cli.md from the command lines (a test checks it is current)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +65,9 @@ bench: venv
 
 schema: venv
 	$(PY) -m orchestrator.schema.export
+
+docs: venv
+	$(PY) -m orchestrator.host.cli_reference
 
 # The embedded default end to end: SmolLM2-135M-Instruct behind the reference endpoint (compose),
 # HumanEval and IFBench offline through the lm-eval image (scripts/demo.sh; DEMO_LIMIT=N).

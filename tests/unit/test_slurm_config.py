@@ -85,8 +85,8 @@ def test_malformed_yaml_points_at_the_line(tmp_path: Path) -> None:
     assert "slurm.yml:3" in message and "malformed YAML" in message
 
 
-def test_readme_example_validates(repo: Path, tmp_path: Path) -> None:
-    readme = (repo / "README.md").read_text()
-    block = "# slurm.yml" + readme.split("```yaml\n# slurm.yml", 1)[1].split("```", 1)[0]
+def test_documented_example_validates(repo: Path, tmp_path: Path) -> None:
+    doc = (repo / "docs" / "slurm-and-kubernetes.md").read_text()
+    block = "# slurm.yml" + doc.split("```yaml\n# slurm.yml", 1)[1].split("```", 1)[0]
     config = resolve_slurm_config(write(tmp_path, block), {})
     assert config.partition and config.time and config.container_runtime == "enroot" and config.images
