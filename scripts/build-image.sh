@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Build a harness image from images/<harness>/Dockerfile, tagged evals/<harness>:<project version>
-# and evals/<harness>:latest (prefixed by $EVALS_REGISTRY/ when set), with the labels the host's
-# catalog reads: evals.tasks (JSON list of the framework's task types) and evals.framework
-# (framework.yml, base64). Stages the host's CAs (scripts/stage-certs.sh) and makes sure the
-# base image exists (scripts/base-image.sh) first. Every build uses the host network.
+# and evals/<harness>:latest (prefixed by $EVALS_REGISTRY/ when set). The Dockerfile sets the labels
+# the host's catalog reads, evals.harness and evals.framework (framework.yml, base64), and
+# evals.tasks (JSON list of the framework's task types, for `docker inspect`). Stages the host's
+# CAs (scripts/stage-certs.sh) and makes sure the base image exists (scripts/base-image.sh) first.
+# Every build uses the host network.
 #
 #   scripts/build-image.sh lm-eval [extra docker build args...]
 #   env: BASE_IMAGE (default python:3.11-slim), EVALS_REGISTRY

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from orchestrator.host.backends.container import Output
 from orchestrator.host.backends.executor import Executor, check_executor
+from orchestrator.host.backends.kubernetes.jobs import KubernetesOptions, render_jobs, write_jobs
 from orchestrator.host.backends.slurm.script import render_batch_script
 from orchestrator.host.data.cache import DataAccess, data_access
 from orchestrator.host.data.prefetched import check_holds, cluster_images, read_prefetched
@@ -32,7 +33,7 @@ from orchestrator.runtime.run import describe, prepare_output_dir
 from orchestrator.schema.config import RunConfigLayer
 from orchestrator.schema.errors import InputError
 from orchestrator.schema.loading import load_model
-from orchestrator.schema.record import RunRecord
+from orchestrator.schema.record import ExecutorName, RunRecord
 from orchestrator.schema.resolve import RunRequest
 from orchestrator.schema.slurm import resolve_slurm_config
 
@@ -66,14 +67,17 @@ def plan(*, eval_type: list[str] | None, model_id: str | None, model_url: str | 
          executor: str, slurm_config: Path | None, partition: str | None, account: str | None,
          time_limit: str | None, gres: str | None, gpus: int | None, container_runtime: str | None,
          output_root: Path | None, sbatch: list[str] | None, choose: ImageChooser) -> PlannedRun:
-    """Resolve every task of `evals run` and its record; bad input stops it before anything is written."""
-    kind = check_executor(executor)
-    slurm_flags = {"partition": partition, "account": account, "time": time_limit, "gres": gres, "gpus": gpus,
-                   "container_runtime": container_runtime, "output_root": str(output_root) if output_root else None,
-                   "sbatch_extra": sbatch}
+    """Resolve every task of `evals run` and its record; bad input stops it before anything is written.
+
+    A kubernetes run is planned as a local one (its record is never written; its Jobs take ``--gpus``)."""
+    target = check_executor(executor)
+    kind: ExecutorName = "slurm" if target == "slurm" else "local"
+    slurm_flags = {"partition": partition, "account": account, "time": time_limit, "gres": gres,
+                   "gpus": None if target == "kubernetes" else gpus, "container_runtime": container_runtime,
+                   "output_root": str(output_root) if output_root else None, "sbatch_extra": sbatch}
     settings = resolve_slurm_config(slurm_config, slurm_flags) if kind == "slurm" else None
     if settings is None and (slurm_config or any(v not in (None, []) for v in slurm_flags.values())):
-        raise InputError("Slurm settings were given to a local run", hint="add --executor slurm, or drop them")
+        raise InputError(f"Slurm settings were given to a {target} run", hint="add --executor slurm, or drop them")
     if data is not None and cache_dir is not None:
         raise InputError("--data and --cache_dir both name the data cache", hint="give one of them")
     requests = [RunRequest(eval_type=task, model_id=model_id, model_url=model_url, model_type=model_type,
@@ -135,6 +139,17 @@ def describe_run(run: PlannedRun) -> str:
                                      config=record.slurm.config)
         text += f"\nBatch script (sbatch --parsable):\n\n{script}"
     return text
+
+
+def render_manifests(run: PlannedRun, options: KubernetesOptions) -> str:
+    """--executor kubernetes --dry_run --manifests -: one Job per task, as one multi-document YAML text."""
+    return render_jobs(run.record.id, run.record.tasks, options)
+
+
+def write_manifests(run: PlannedRun, options: KubernetesOptions, directory: Path | None) -> list[Path]:
+    """--executor kubernetes --dry_run: one Job manifest file per task, by default in results/kubernetes-<run id>."""
+    record = run.record
+    return write_jobs(record.id, record.tasks, options, directory or DEFAULT_RESULTS / f"kubernetes-{record.id}")
 
 
 def start(run: PlannedRun, *, executor_for: ExecutorFor, check_endpoint: Callable[[str], None] | None,

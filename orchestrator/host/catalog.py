@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from orchestrator.schema.config import EndpointType
-from orchestrator.schema.container import LABEL_FRAMEWORK, LABEL_HARNESS, LABEL_HARNESS_VERSION
+from orchestrator.schema.container import LABEL_FRAMEWORK, LABEL_HARNESS
 from orchestrator.schema.errors import ConfigError, InputError, UnknownTaskError
 from orchestrator.schema.framework import FrameworkDefinition
 from orchestrator.schema.limits import decode_utf8
@@ -34,7 +34,6 @@ class HarnessImage:
 
     image: str
     harness: str
-    harness_version: str | None
     framework: FrameworkDefinition
     framework_sha256: str
 
@@ -100,8 +99,7 @@ def from_labels(image: str, labels: dict[str, str]) -> HarnessImage:
     source = f"{image} ({LABEL_FRAMEWORK})"
     doc = parse_yaml(decode_utf8(raw, source=source), source=source)
     framework = validate(FrameworkDefinition, doc.data, doc=doc, source=doc.source)
-    return HarnessImage(image, harness, labels.get(LABEL_HARNESS_VERSION), framework,
-                        hashlib.sha256(raw).hexdigest())
+    return HarnessImage(image, harness, framework, hashlib.sha256(raw).hexdigest())
 
 
 def tasks_of(images: list[HarnessImage]) -> list[TaskEntry]:

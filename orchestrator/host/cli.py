@@ -18,6 +18,7 @@ from orchestrator import __version__
 from orchestrator.host import api
 from orchestrator.host.backends.container import Launcher
 from orchestrator.host.backends.executor import Executor
+from orchestrator.host.backends.kubernetes.jobs import KubernetesOptions
 from orchestrator.host.backends.local.docker import (
     DockerLauncher,
     LabelledContainers,
@@ -121,14 +122,21 @@ def run(
                                          click_type=click.Choice(["auto", "host", "default"]))] = "auto",
     skip_preflight: Annotated[bool, typer.Option("--skip-preflight", help="do not check the endpoint")] = False,
     dry_run: Annotated[bool, typer.Option("--dry_run", "--dry-run", help="show what would run; run nothing")] = False,
-    executor: Annotated[str, typer.Option("--executor", help="local (this machine) or slurm (batch jobs)")] = "local",
+    executor: Annotated[str, typer.Option("--executor", help="local (this machine), slurm (batch jobs) or kubernetes "
+                                                             "(with --dry_run: writes Job manifests)")] = "local",
+    manifests: Annotated[Path | None, typer.Option("--manifests", help="kubernetes: directory for the Job manifests "
+                                                                       "(default results/kubernetes-<run id>; - for "
+                                                                       "stdout)")] = None,
+    results_claim: Annotated[str | None, typer.Option("--results_claim", "--results-claim",
+                                                      help="kubernetes: PersistentVolumeClaim for the outputs "
+                                                           "(default: the output directory as a host path)")] = None,
     slurm_config: Annotated[Path | None, typer.Option("--slurm_config", "--slurm-config",
                                                       help="YAML Slurm settings (flags below override)")] = None,
     partition: Annotated[str | None, typer.Option("--partition", help="Slurm partition")] = None,
     account: Annotated[str | None, typer.Option("--account", help="Slurm account")] = None,
     time_limit: Annotated[str | None, typer.Option("--time", help="Slurm time limit per job, e.g. 2:00:00")] = None,
     gres: Annotated[str | None, typer.Option("--gres", help="Slurm generic resources, e.g. gpu:1")] = None,
-    gpus: Annotated[int | None, typer.Option("--gpus", help="GPUs per job")] = None,
+    gpus: Annotated[int | None, typer.Option("--gpus", help="GPUs per job (slurm, kubernetes)")] = None,
     container_runtime: Annotated[str | None, typer.Option("--container_runtime", "--container-runtime",
                                                           help="docker, enroot or apptainer (in the jobs)")] = None,
     output_root: Annotated[Path | None, typer.Option("--output_root", "--output-root",
@@ -139,6 +147,7 @@ def run(
     resume: Annotated[str | None, typer.Option("--resume", help="resume run RUN_ID (same as `evals resubmit`)")] = None,
 ) -> None:
     """Run evaluations in their harnesses' containers, here or as Slurm jobs, and print their results."""
+    _check_kubernetes(executor, dry_run=dry_run, manifests=manifests, results_claim=results_claim)
     if resume is not None:
         api.refuse_changes_on_resume(eval_type=eval_type, model_id=model_id, model_url=model_url,
                                      run_config=run_config, overrides=overrides)
@@ -154,6 +163,9 @@ def run(
                        executor=executor, slurm_config=slurm_config, partition=partition, account=account,
                        time_limit=time_limit, gres=gres, gpus=gpus, container_runtime=container_runtime,
                        output_root=output_root, sbatch=sbatch, choose=choose)
+    if executor == "kubernetes":
+        _kubernetes(planned, KubernetesOptions(gpus=gpus, results_claim=results_claim), manifests)
+        return
     if dry_run:
         sys.stdout.write(api.describe_run(planned))
         return
@@ -167,6 +179,31 @@ def run(
     record = api.start(planned, executor_for=_executor, check_endpoint=None if skip_preflight else preflight,
                        announce=announce, output=_output)
     _finish(record, wait=wait)
+
+
+def _check_kubernetes(executor: str, *, dry_run: bool, manifests: Path | None, results_claim: str | None) -> None:
+    if executor == "kubernetes" and not dry_run:
+        raise InputError("--executor kubernetes only renders Job manifests; evals does not submit them",
+                         hint="add --dry_run, then kubectl apply -f DIR")
+    if executor != "kubernetes" and (manifests is not None or results_claim is not None):
+        raise InputError("--manifests and --results_claim are for Kubernetes manifests",
+                         hint="add --executor kubernetes --dry_run, or drop them")
+
+
+def _kubernetes(planned: api.PlannedRun, options: KubernetesOptions, manifests: Path | None) -> None:
+    """Write the Job manifests (the dry run's description to stdout too, unless the manifests go there)."""
+    if manifests == Path("-"):
+        sys.stdout.write(api.render_manifests(planned, options))
+        return
+    sys.stdout.write(api.describe_run(planned))
+    written = api.write_manifests(planned, options, manifests)
+    stderr.print(escape(f"wrote {len(written)} Job manifest(s) to {written[0].parent}; evals does not submit them: "
+                        f"kubectl apply -f {written[0].parent}"), soft_wrap=True)
+    names = list(dict.fromkeys(name for task in planned.record.tasks for name in task.container.secret_envs))
+    if names:
+        values = " ".join(f'--from-literal={name}="${name}"' for name in names)
+        stderr.print(escape(f"the Jobs read {', '.join(names)} from the Secret {options.secret_name}: kubectl create "
+                            f"secret generic {options.secret_name} {values}"), soft_wrap=True)
 
 
 def _output(chunk: bytes) -> None:

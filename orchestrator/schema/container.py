@@ -36,7 +36,6 @@ LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 LABEL_HARNESS = "evals.harness"
 LABEL_HARNESS_VERSION = "evals.harness.version"
-LABEL_TASKS = "evals.tasks"
 LABEL_FRAMEWORK = "evals.framework"
 """The image's framework.yml, base64-encoded, so the host resolves runs without starting a container."""
 

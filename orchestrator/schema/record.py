@@ -32,7 +32,6 @@ def check_run_id(value: str) -> str:
 RunId = Annotated[str, AfterValidator(check_run_id)]
 
 ExecutorName = Literal["local", "slurm"]
-EXECUTORS: tuple[ExecutorName, ...] = ("local", "slurm")
 
 TaskState = Literal["pending", "running", "succeeded", "failed", "cancelled", "timeout", "interrupted"]
 """``interrupted``: ended without an exit code (killed, preempted, node lost, or evals itself stopped)."""

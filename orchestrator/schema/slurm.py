@@ -21,8 +21,6 @@ from orchestrator.schema.sanity import check_values
 ContainerRuntime = Literal["docker", "enroot", "apptainer"]
 """How a batch job starts the image: ``docker run``, ``srun --container-image`` (enroot/pyxis), ``apptainer exec``."""
 
-CONTAINER_RUNTIMES: tuple[ContainerRuntime, ...] = ("docker", "enroot", "apptainer")
-
 DEFAULT_EXPORT: tuple[str, ...] = ("PATH", "HOME", "USER", "LANG", "TZ", "DOCKER_HOST")
 """Variables a job takes from the submitting shell besides the API key's (sbatch --export, by name)."""
 

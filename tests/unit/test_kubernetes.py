@@ -1,13 +1,21 @@
-"""Kubernetes Job manifests (rendered only; no cluster can be had on the project's machines)."""
+"""Kubernetes Job manifests (rendered only; no cluster can be had on the project's machines), from the renderer
+and from `evals run --executor kubernetes --dry_run`."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from typer.testing import CliRunner
 
+from orchestrator.host import cli
 from orchestrator.host.backends.kubernetes.jobs import KubernetesOptions, render_jobs
+from orchestrator.host.backends.kubernetes.manifest import Job, SecretKeyRef
+from orchestrator.schema.container import RESULTS_DIR
 from tests.unit.records import RUN_ID, TRICKY, tasks
+from tests.unit.test_host_cli import IMAGES
 
 
 def jobs(**options: Any) -> list[dict[str, Any]]:
@@ -46,3 +54,100 @@ def test_results_on_a_claim_resources_and_deadline() -> None:
     assert pod["containers"][0]["volumeMounts"][0]["subPath"] == f"{RUN_ID}/lm-eval-gsm8k_sample"
     assert pod["containers"][0]["resources"] == {"limits": {"nvidia.com/gpu": "1"},
                                                  "requests": {"cpu": "2", "memory": "8Gi"}}
+
+
+def test_namespace_is_left_to_kubectl_unless_given() -> None:
+    assert "namespace" not in jobs()[0]["metadata"]
+    assert jobs(namespace="evals")[0]["metadata"]["namespace"] == "evals"
+
+
+# `evals run --executor kubernetes --dry_run`: planned as a local run, one manifest per task, nothing started.
+
+URL = "http://localhost:8000/v1/completions"
+KEY = "sk-secret-value-123"
+
+
+@pytest.fixture
+def images(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "_images", lambda: IMAGES)
+    monkeypatch.setattr(cli, "_launcher", lambda: pytest.fail("a kubernetes run must start no container"))
+    monkeypatch.setenv("MY_KEY", KEY)
+
+
+def render(tmp_path: Path, *extra: str, tasks: tuple[str, ...] = ("gsm8k",)) -> tuple[int, str, str]:
+    args = ["run", *(arg for task in tasks for arg in ("--eval_type", task)), "--model_id", "m", "--model_url", URL,
+            "--model_type", "completions", "--api_key_name", "MY_KEY", "--output_dir", str(tmp_path / "out"),
+            "--executor", "kubernetes", *extra]
+    result = CliRunner().invoke(cli.app, args)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def manifests(directory: Path) -> list[Job]:
+    return [Job.model_validate(yaml.safe_load(path.read_text())) for path in sorted(directory.iterdir())]
+
+
+@pytest.mark.usefixtures("images")
+def test_dry_run_writes_one_valid_job_manifest_for_one_task(tmp_path: Path) -> None:
+    code, out, err = render(tmp_path, "--dry_run", "--manifests", str(tmp_path / "k8s"))
+    assert code == 0, err
+    assert "Rendered command:" in out and str(tmp_path / "k8s") in err and "kubectl apply -f" in err
+    assert 'kubectl create secret generic evals-api-keys --from-literal=MY_KEY="$MY_KEY"' in err
+    (job,) = manifests(tmp_path / "k8s")
+    container = job.spec.template.spec.containers[0]
+    assert container.image == "evals/lm-eval:latest"
+    assert container.args[:3] == ["run_eval", "--eval_type", "gsm8k"]
+    assert container.args[container.args.index("--output_dir") + 1] == RESULTS_DIR
+    assert container.args[container.args.index("--api_key_name") + 1] == "MY_KEY"
+    key = next(var for var in container.env if var.name == "MY_KEY")
+    assert key.value is None and key.value_from is not None
+    assert key.value_from.secret_key_ref == SecretKeyRef(name="evals-api-keys", key="MY_KEY")
+    results = next(v for v in job.spec.template.spec.volumes if v.name == "mount-0")
+    assert results.host_path is not None and results.host_path.path == str((tmp_path / "out").resolve())
+    assert KEY not in out + err + (tmp_path / "k8s").joinpath(f"{job.metadata.name}.yml").read_text()
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.usefixtures("images")
+def test_dry_run_writes_a_manifest_per_task_by_default_under_results(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = render(tmp_path, "--dry_run", "--gpus", "1", "--results_claim", "shared", tasks=("gsm8k", "mmlu"))
+    assert code == 0, err
+    (directory,) = (tmp_path / "results").iterdir()
+    assert directory.name.startswith("kubernetes-")
+    first, second = manifests(directory)
+    assert [j.metadata.labels["evals.run.task"] for j in (first, second)] == ["gsm8k", "mmlu"]
+    for job in (first, second):
+        pod = job.spec.template.spec
+        assert pod.containers[0].resources is not None and pod.containers[0].resources.limits == {"nvidia.com/gpu": "1"}
+        assert pod.volumes[0].persistent_volume_claim is not None
+        assert pod.volumes[0].persistent_volume_claim.claim_name == "shared"
+    assert "--eval_type" in first.spec.template.spec.containers[0].args
+    assert first.spec.template.spec.containers[0].args[2] == "gsm8k"
+    assert second.spec.template.spec.containers[0].args[2] == "mmlu"
+
+
+@pytest.mark.usefixtures("images")
+def test_manifests_to_stdout(tmp_path: Path) -> None:
+    code, out, err = render(tmp_path, "--dry_run", "--manifests", "-", tasks=("gsm8k", "mmlu"))
+    assert code == 0, err
+    documents = [Job.model_validate(doc) for doc in yaml.safe_load_all(out)]
+    assert [d.metadata.labels["evals.run.task"] for d in documents] == ["gsm8k", "mmlu"]
+
+
+@pytest.mark.usefixtures("images")
+def test_refused_without_dry_run_or_into_a_used_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["run", "--eval_type", "gsm8k", "--model_id", "m", "--model_url", URL, "--model_type", "chat",
+            "--executor", "kubernetes"]
+    assert cli.main(base) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "only renders" in err and "--dry_run" in err
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "old.yml").write_text("kind: Job\n")
+    assert cli.main([*base, "--dry_run", "--manifests", str(tmp_path / "used")]) == 2
+    assert "not an empty directory" in capsys.readouterr().err
+    assert cli.main([*base, "--dry_run", "--partition", "gpu"]) == 2
+    assert "Slurm settings were given to a kubernetes run" in capsys.readouterr().err
+    assert cli.main(["run", "--eval_type", "gsm8k", "--model_id", "m", "--model_url", URL, "--dry_run",
+                     "--manifests", str(tmp_path / "new")]) == 2
+    assert "--executor kubernetes" in capsys.readouterr().err

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from orchestrator.host.backends.container import Output
 from orchestrator.host.records.results import read_results
 from orchestrator.schema.errors import EvalsError, InputError
-from orchestrator.schema.record import EXECUTORS, RESUMABLE_STATES, ExecutorName, RunRecord, TaskRecord
+from orchestrator.schema.record import RESUMABLE_STATES, RunRecord, TaskRecord
+
+Target = Literal["local", "slurm", "kubernetes"]
+TARGETS: tuple[Target, ...] = ("local", "slurm", "kubernetes")
+"""What ``--executor`` takes: the two executors, and ``kubernetes``, which only renders Job manifests (--dry_run)."""
 
 
 class Executor(Protocol):
@@ -42,14 +46,14 @@ class Executor(Protocol):
         ...
 
 
-def check_executor(name: str) -> ExecutorName:
-    """An executor name, or bad input listing the known ones."""
-    for known in EXECUTORS:
+def check_executor(name: str) -> Target:
+    """An ``--executor`` value, or bad input listing the known ones."""
+    for known in TARGETS:
         if name == known:
             return known
-    close = difflib.get_close_matches(name, EXECUTORS, n=1)
+    close = difflib.get_close_matches(name, TARGETS, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
-    raise InputError(f"unknown executor {name!r}", hint=f"{hint}known: {', '.join(EXECUTORS)}")
+    raise InputError(f"unknown executor {name!r}", hint=f"{hint}known: {', '.join(TARGETS)}")
 
 
 def finish(task: TaskRecord, code: int) -> None:

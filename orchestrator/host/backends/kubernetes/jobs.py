@@ -4,13 +4,14 @@ One ``batch/v1`` Job per task, running the same image with the same arguments, u
 the docker launcher. The API key comes from a Kubernetes Secret by reference
 (``valueFrom.secretKeyRef``), never from the manifest. The output directory is a PersistentVolumeClaim
 (``results_claim``, sub-path ``<run id>/<harness>-<task>``) or, without one, the host path.
-Apply with ``kubectl apply -f``.
+Without a namespace the Jobs go where ``kubectl apply [-n NS] -f DIR`` puts them.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from orchestrator.host.backends.kubernetes.manifest import (
     ClaimSource,
@@ -30,6 +31,7 @@ from orchestrator.host.backends.kubernetes.manifest import (
     VolumeMount,
 )
 from orchestrator.schema.container import RESULTS_DIR
+from orchestrator.schema.errors import InputError
 from orchestrator.schema.loading import dump_yaml
 from orchestrator.schema.record import MountRecord, TaskRecord
 
@@ -38,7 +40,7 @@ from orchestrator.schema.record import MountRecord, TaskRecord
 class KubernetesOptions:
     """Cluster-side choices the run record does not hold."""
 
-    namespace: str = "default"
+    namespace: str | None = None
     secret_name: str = "evals-api-keys"
     """The Secret holding the API key, under a key named like the variable (kubectl create secret generic ...)."""
     results_claim: str | None = None
@@ -87,8 +89,26 @@ def job_for(run_id: str, task: TaskRecord, options: KubernetesOptions) -> Job:
                             template=PodTemplate(metadata=ObjectMeta(labels=labels), spec=pod)))
 
 
+def _document(job: Job) -> str:
+    return dump_yaml(job.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
 def render_jobs(run_id: str, tasks: list[TaskRecord], options: KubernetesOptions) -> str:
     """A multi-document YAML manifest: one Job per task."""
-    documents = [dump_yaml(job_for(run_id, task, options).model_dump(mode="json", by_alias=True, exclude_none=True))
-                 for task in tasks]
-    return "---\n" + "---\n".join(documents)
+    return "---\n" + "---\n".join(_document(job_for(run_id, task, options)) for task in tasks)
+
+
+def write_jobs(run_id: str, tasks: list[TaskRecord], options: KubernetesOptions, directory: Path) -> list[Path]:
+    """One ``<job name>.yml`` per task in ``directory``, which must be new or empty (``kubectl apply -f DIR``
+    applies every manifest in it, so stale ones would run too)."""
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise InputError(f"--manifests {directory} exists and is not an empty directory",
+                         hint="give a new directory: kubectl apply -f DIR would apply every file in it")
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for task in tasks:
+        job = job_for(run_id, task, options)
+        path = directory / f"{job.metadata.name}.yml"
+        path.write_text(_document(job), encoding="utf-8")
+        written.append(path)
+    return written
