@@ -150,7 +150,7 @@ def run(
     _check_kubernetes(executor, dry_run=dry_run, manifests=manifests, results_claim=results_claim)
     if resume is not None:
         api.refuse_changes_on_resume(eval_type=eval_type, model_id=model_id, model_url=model_url,
-                                     run_config=run_config, overrides=overrides)
+                                     run_config=run_config, overrides=overrides, dry_run=dry_run)
         _resume(resume, wait=wait, time_limit=time_limit)
         return
 

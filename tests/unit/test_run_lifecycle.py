@@ -130,6 +130,8 @@ def test_failed_local_task_keeps_its_exit_code_and_can_be_resumed(launcher: Fake
     run_id = only_run()
     assert store.load(run_id).tasks[0].state == "failed"
     launcher.exit_code, launcher.behaviour = 0, write_results
+    assert cli.main(["run", "--resume", run_id, "--dry_run"]) == 2  # a dry run must not start anything
+    assert "--resume does not take --dry_run" in capsys.readouterr().err and len(launcher.launched) == 1
     assert cli.main(["resubmit", run_id]) == 0
     record = store.load(run_id)
     assert record.tasks[0].state == "succeeded" and record.tasks[0].attempts == 2
