@@ -51,14 +51,15 @@ class PlannedRun:
 
 
 def refuse_changes_on_resume(*, eval_type: list[str] | None, model_id: str | None, model_url: str | None,
-                             run_config: Path | None, overrides: str | None, dry_run: bool = False) -> None:
+                             run_config: Path | None, overrides: str | None, dry_run: bool = False,
+                             from_results: Path | None = None) -> None:
     """``--resume`` runs the recorded tasks as they were: flags that would change them are bad input, and so is
     ``--dry_run`` (it would not stop the resume)."""
     if dry_run:
         raise InputError("--resume does not take --dry_run: it would start the recorded tasks again",
                          hint="`evals status RUN_ID` shows them and their state")
     fixed = (("--eval_type", eval_type), ("--model_id", model_id), ("--model_url", model_url),
-             ("--run_config", run_config), ("--overrides", overrides))
+             ("--run_config", run_config), ("--overrides", overrides), ("--from", from_results))
     given = [flag for flag, value in fixed if value]
     if given:
         raise InputError(f"--resume runs the recorded tasks as they were; {', '.join(given)} cannot change them",

@@ -36,6 +36,9 @@ class HarnessImage:
     harness: str
     framework: FrameworkDefinition
     framework_sha256: str
+    digest: str | None = None
+    """The content id (sha256:...) the run is pinned to (`evals run --from`): its container starts from the id, and
+    ``image`` is only the name it is recorded under."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +26,7 @@ from orchestrator.host.backends.local.docker import (
     image_id,
     image_labels,
     labelled_images,
+    pinned_image,
     save_image,
 )
 from orchestrator.host.backends.local.executor import LocalExecutor
@@ -41,6 +42,7 @@ from orchestrator.host.records.report import literal, results_table
 from orchestrator.host.records.results import read_results
 from orchestrator.host.records.status import outcome, show_run, status_table
 from orchestrator.host.records.status import wait as wait_for
+from orchestrator.host.replay import Replay, check_same, load_replay, refuse_fixed_flags
 from orchestrator.schema.container import LABEL_HARNESS
 from orchestrator.schema.errors import EvalsError, InputError, ResultsParseError, printable
 from orchestrator.schema.record import FINAL_STATES, RunRecord
@@ -74,6 +76,13 @@ def _images() -> list[HarnessImage]:
 def _image(harness: str | None, image: str | None) -> HarnessImage:
     name = check_image_name(image) if image else image_for(harness or "")
     return from_labels(name, image_labels(client(), name))
+
+
+def _pinned(replay: Replay) -> HarnessImage:
+    """The image a results.yml ran in, by its content id (pulled by its registry digest when not here)."""
+    labels = pinned_image(client(), name=replay.image, image_id=replay.image_digest,
+                          repo_digest=replay.image_repo_digest)
+    return replace(from_labels(replay.image, labels), digest=replay.image_digest)
 
 
 @app.command("ls")
@@ -145,16 +154,28 @@ def run(
                                                                       " repeatable")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="slurm: wait for the jobs and print the scores")] = False,
     resume: Annotated[str | None, typer.Option("--resume", help="resume run RUN_ID (same as `evals resubmit`)")] = None,
+    from_results: Annotated[Path | None, typer.Option(
+        "--from", help="run the evaluation a results.yml records again: same image id, same resolved config (the "
+                       "task, model and config flags are refused)")] = None,
 ) -> None:
     """Run evaluations in their harnesses' containers, here or as Slurm jobs, and print their results."""
     _check_kubernetes(executor, dry_run=dry_run, manifests=manifests, results_claim=results_claim)
     if resume is not None:
         api.refuse_changes_on_resume(eval_type=eval_type, model_id=model_id, model_url=model_url,
-                                     run_config=run_config, overrides=overrides, dry_run=dry_run)
+                                     run_config=run_config, overrides=overrides, dry_run=dry_run,
+                                     from_results=from_results)
         _resume(resume, wait=wait, time_limit=time_limit)
         return
+    replay = load_replay(from_results) if from_results is not None else None
+    if replay is not None:
+        refuse_fixed_flags({"--eval_type": eval_type, "--model_id": model_id, "--model_url": model_url,
+                            "--model_type": model_type, "--api_key_name": api_key_name, "--run_config": run_config,
+                            "--overrides": overrides, "--harness": harness, "--image": image, "--offline": offline})
+        overrides, offline = replay.overrides, replay.offline
 
     def choose(request: RunRequest) -> HarnessImage:
+        if replay is not None:
+            return _pinned(replay)
         return _image(harness, image) if harness or image else pick_image(_images(), api.eval_type_hint(request))
 
     planned = api.plan(eval_type=eval_type, model_id=model_id, model_url=model_url, model_type=model_type,
@@ -163,6 +184,9 @@ def run(
                        executor=executor, slurm_config=slurm_config, partition=partition, account=account,
                        time_limit=time_limit, gres=gres, gpus=gpus, container_runtime=container_runtime,
                        output_root=output_root, sbatch=sbatch, choose=choose)
+    if replay is not None:
+        check_same(replay, planned.tasks[0].plan.evaluation,
+                   slurm=planned.record.slurm.config if planned.record.slurm else None)
     if executor == "kubernetes":
         _kubernetes(planned, KubernetesOptions(gpus=gpus, results_claim=results_claim), manifests)
         return

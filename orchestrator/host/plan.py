@@ -22,7 +22,7 @@ from orchestrator.host.data.cache import DataAccess, is_local
 from orchestrator.host.records import store
 from orchestrator.runtime.run import LoadedFramework, Plan, plan_run
 from orchestrator.schema.config import Evaluation
-from orchestrator.schema.container import DATA_DIR, RESULTS_DIR, RUN_CONFIG_PATH, RUN_LABEL_PREFIX
+from orchestrator.schema.container import DATA_DIR, IMAGE_VAR, RESULTS_DIR, RUN_CONFIG_PATH, RUN_LABEL_PREFIX
 from orchestrator.schema.errors import InputError
 from orchestrator.schema.record import (
     ContainerRecord,
@@ -85,11 +85,15 @@ def plan_container_run(image: HarnessImage, request: RunRequest, *, run_id: str,
         if not data_dir.is_dir():
             raise InputError(f"--data_dir {data_dir} is not a directory", hint="pass the directory of pre-staged data")
         mounts.append(Mount(source=data_dir.resolve(), target=DATA_DIR, read_only=True))
+    environment = dict(data.environment) if data is not None else {}
+    if image.digest is not None:  # pinned: started by id, recorded under its name
+        environment[IMAGE_VAR] = image.image
     spec = LaunchSpec(
-        image=image.image, args=container_args(request), name=f"evals-{run_id}", user=f"{os.getuid()}:{os.getgid()}",
+        image=image.digest or image.image, args=container_args(request), name=f"evals-{run_id}",
+        user=f"{os.getuid()}:{os.getgid()}",
         network_host=network == "host"
         or (network == "auto" and (is_local(url) or (data is not None and data.loopback))),
-        mounts=mounts, environment=dict(data.environment) if data is not None else {},
+        mounts=mounts, environment=environment,
         secret_envs=list(dict.fromkeys(key_names(evaluation) + (data.secret_envs if data is not None else []))),
         labels={f"{RUN_LABEL_PREFIX}.id": run_id, f"{RUN_LABEL_PREFIX}.harness": image.harness,
                 f"{RUN_LABEL_PREFIX}.task": evaluation.config.type},

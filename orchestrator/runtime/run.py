@@ -23,7 +23,15 @@ from orchestrator.runtime.render import render_command
 from orchestrator.runtime.retries import auxiliary_clients, client_settings, proxy_policy
 from orchestrator.schema.auxiliary import proxied_endpoints
 from orchestrator.schema.config import Evaluation
-from orchestrator.schema.container import HUB_TOKEN_VAR, PROXY_VARS, SECRET_STDIN_VAR
+from orchestrator.schema.container import (
+    HOST_VERSION_VAR,
+    HUB_TOKEN_VAR,
+    IMAGE_DIGEST_VAR,
+    IMAGE_REPO_DIGEST_VAR,
+    IMAGE_VAR,
+    PROXY_VARS,
+    SECRET_STDIN_VAR,
+)
 from orchestrator.schema.errors import HarnessError, InputError
 from orchestrator.schema.framework import FrameworkDefinition
 from orchestrator.schema.loading import dump_yaml, load_model
@@ -189,7 +197,9 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
     provenance = Provenance(
         runtime_version=__version__, harness=evaluation.framework_name,
         harness_version=os.environ.get("EVALS_HARNESS_VERSION"), framework_sha256=framework.sha256,
-        image=os.environ.get("EVALS_IMAGE"), command=command, started_at=started,
+        image=os.environ.get(IMAGE_VAR), image_digest=os.environ.get(IMAGE_DIGEST_VAR),
+        image_repo_digest=os.environ.get(IMAGE_REPO_DIGEST_VAR), host_version=os.environ.get(HOST_VERSION_VAR),
+        command=command, started_at=started,
         finished_at=datetime.now(UTC), duration_seconds=round(time.monotonic() - clock, 3), exit_code=code,
     )
     if code != 0:

@@ -19,6 +19,18 @@ SECRET_STDIN_VAR = "EVALS_SECRET_STDIN"
 """Comma-separated NAMES of the variables whose values the runtime reads from its stdin, one line each, in that
 order (so no value is ever in the container's config)."""
 
+IMAGE_VAR = "EVALS_IMAGE"
+"""The image's name (name:tag) as the host started it; the runtime records it in results.yml's provenance."""
+
+IMAGE_DIGEST_VAR = "EVALS_IMAGE_DIGEST"
+"""The image's content id (sha256:...), from the engine that starts the container (the container cannot know it)."""
+
+IMAGE_REPO_DIGEST_VAR = "EVALS_IMAGE_REPO_DIGEST"
+"""The image's registry digest (REPO@sha256:...), when it has one."""
+
+HOST_VERSION_VAR = "EVALS_HOST_VERSION"
+"""The version of the orchestrator on the host that started the container."""
+
 HUB_TOKEN_VAR = "HF_TOKEN"
 """The Hugging Face Hub token's variable: forwarded by name (on stdin) when it is set on the host."""
 

@@ -72,7 +72,16 @@ class Provenance(_Strict):
     harness: str = Field(description="Harness (framework) name.")
     harness_version: str | None = Field(default=None, description="Installed version of the harness package, if known.")
     framework_sha256: str = Field(description="sha256 of the framework.yml the run was resolved from.")
-    image: str | None = Field(default=None, description="Container image the run executed in, if known.")
+    image: str | None = Field(default=None, description="Container image the run executed in (name:tag as the host "
+                                                        "started it), if known.")
+    image_digest: str | None = Field(
+        default=None, description="The image's content id (sha256:..., `docker image inspect --format {{.Id}}`), "
+                                  "set by the host that started the container; `evals run --from` runs this id.")
+    image_repo_digest: str | None = Field(
+        default=None, description="The image's registry digest (REPO@sha256:...), when it was pulled from or pushed "
+                                  "to a registry: where `evals run --from` pulls it from when it is not here.")
+    host_version: str | None = Field(default=None, description="Version of the orchestrator on the host that "
+                                                               "started the container, if one did.")
     command: str = Field(description="The rendered command exactly as it was executed.")
     started_at: datetime = Field(description="When the harness command started (UTC).")
     finished_at: datetime = Field(description="When the harness command ended (UTC).")

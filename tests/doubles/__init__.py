@@ -1,1 +1,1 @@
-"""Test doubles for the host's seams: a launcher and a Slurm command line that play back scripted runs."""
+"""Test doubles for the host's seams: a launcher, a Slurm command line and a Docker engine's images."""

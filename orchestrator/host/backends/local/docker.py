@@ -16,9 +16,17 @@ from pathlib import Path
 import docker
 import docker.errors
 from docker.models.containers import Container
+from docker.models.images import Image
 
+from orchestrator import __version__
 from orchestrator.host.backends.container import LaunchSpec, Output
-from orchestrator.schema.container import SECRET_STDIN_VAR
+from orchestrator.schema.container import (
+    HOST_VERSION_VAR,
+    IMAGE_DIGEST_VAR,
+    IMAGE_REPO_DIGEST_VAR,
+    IMAGE_VAR,
+    SECRET_STDIN_VAR,
+)
 from orchestrator.schema.errors import EvalsError, InputError
 
 ENGINE_HINT = "start one with `make engine` (or `sudo dockerd &`), or set DOCKER_HOST"
@@ -45,15 +53,47 @@ def _short(err: Exception) -> str:
     return text[:160]
 
 
-def image_labels(engine: docker.DockerClient, image: str) -> dict[str, str]:
-    """Labels of a local image; a missing image is bad input naming the make target."""
+def _local_image(engine: docker.DockerClient, image: str) -> Image:
+    """A local image; a missing one is bad input naming the make target."""
     try:
-        found = engine.images.get(image)
+        return engine.images.get(image)
     except docker.errors.ImageNotFound:
         raise InputError(f"image {image} is not built",
                          hint="build it with `make images` (or pass --image)") from None
-    labels: dict[str, str] = found.labels or {}
+
+
+def image_labels(engine: docker.DockerClient, image: str) -> dict[str, str]:
+    """Labels of a local image; a missing image is bad input naming the make target."""
+    labels: dict[str, str] = _local_image(engine, image).labels or {}
     return labels
+
+
+def provenance_environment(spec: LaunchSpec, *, image_id: str, repo_digests: list[str]) -> dict[str, str]:
+    """What the container cannot know about itself, for results.yml's provenance: the image's name (the one a
+    replay recorded, else the one started), its content id, its registry digest if any, the host's version."""
+    environment = {IMAGE_VAR: spec.environment.get(IMAGE_VAR, spec.image), IMAGE_DIGEST_VAR: image_id,
+                   HOST_VERSION_VAR: __version__}
+    if repo_digests:
+        environment[IMAGE_REPO_DIGEST_VAR] = sorted(repo_digests)[0]
+    return environment
+
+
+def pinned_image(engine: docker.DockerClient, *, name: str, image_id: str, repo_digest: str | None) -> dict[str, str]:
+    """Labels of the image with content id ``image_id``: the local one, else pulled by its registry digest.
+
+    Neither is bad input naming the image, its id and how to get it (``evals run --from``).
+    """
+    try:
+        return dict(engine.images.get(image_id).labels or {})
+    except docker.errors.ImageNotFound:
+        pass
+    if repo_digest is not None:
+        with contextlib.suppress(docker.errors.DockerException):
+            pulled = engine.images.pull(repo_digest)
+            if pulled.id == image_id:
+                return dict(pulled.labels or {})
+    how = f"docker pull {repo_digest}" if repo_digest else f"build {name} again (make images) or docker load it"
+    raise InputError(f"image {name} ({image_id}) is not available here", hint=f"{how}, then run --from again")
 
 
 class DockerLauncher:
@@ -71,8 +111,10 @@ class DockerLauncher:
 
     def run(self, spec: LaunchSpec, *, output: Output) -> int:
         """Create, start, stream, wait, remove."""
-        image_labels(self.engine, spec.image)
-        environment = dict(spec.environment)
+        found = _local_image(self.engine, spec.image)
+        environment = {**spec.environment, **provenance_environment(spec, image_id=str(found.id),
+                                                                    repo_digests=list(found.attrs.get("RepoDigests")
+                                                                                      or []))}
         if spec.secret_envs:
             environment[SECRET_STDIN_VAR] = ",".join(spec.secret_envs)
         container: Container = self.engine.containers.create(

@@ -1,0 +1,46 @@
+"""Test double: the few Docker engine calls `evals run --from` makes (images by id, pull by digest)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import docker.errors
+
+
+@dataclass
+class FakeImage:
+    """A local image: its content id and labels."""
+
+    id: str
+    labels: dict[str, str]
+
+
+@dataclass
+class FakeImages:
+    """``engine.images``: ``get`` finds local images by id; ``pull`` adds what the registry holds."""
+
+    local: dict[str, FakeImage] = field(default_factory=dict)
+    registry: dict[str, FakeImage] = field(default_factory=dict)
+    pulled: list[str] = field(default_factory=list)
+
+    def get(self, name: str) -> FakeImage:
+        """The local image ``name`` (an id), or docker's ImageNotFound."""
+        if name not in self.local:
+            raise docker.errors.ImageNotFound(f"No such image: {name}")
+        return self.local[name]
+
+    def pull(self, reference: str) -> FakeImage:
+        """Pull ``REPO@sha256:...`` from the scripted registry, or docker's NotFound."""
+        self.pulled.append(reference)
+        if reference not in self.registry:
+            raise docker.errors.NotFound(f"manifest for {reference} not found")
+        image = self.registry[reference]
+        self.local[image.id] = image
+        return image
+
+
+@dataclass
+class FakeEngine:
+    """A Docker client with only ``images``."""
+
+    images: FakeImages = field(default_factory=FakeImages)
