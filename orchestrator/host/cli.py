@@ -171,7 +171,7 @@ def run(
         refuse_fixed_flags({"--eval_type": eval_type, "--model_id": model_id, "--model_url": model_url,
                             "--model_type": model_type, "--api_key_name": api_key_name, "--run_config": run_config,
                             "--overrides": overrides, "--harness": harness, "--image": image, "--offline": offline})
-        overrides, offline = replay.overrides, replay.offline
+        eval_type, overrides, offline = [replay.eval_type], replay.overrides, replay.offline
 
     def choose(request: RunRequest) -> HarnessImage:
         if replay is not None:

@@ -41,6 +41,11 @@ class Replay:
         return ",".join(f"{key}={_flow(value)}" for key, value in _recorded(self.results).items())
 
     @property
+    def eval_type(self) -> str:
+        """The recorded task, qualified by its harness (so a task the image does not list runs again too)."""
+        return f"{self.results.framework_name}.{self.results.config.type}"
+
+    @property
     def offline(self) -> bool:
         """Whether the recorded run used only cached data (the host mounts the cache accordingly)."""
         return self.results.config.offline
@@ -52,9 +57,10 @@ def _flow(value: Any) -> str:
 
 
 def _recorded(results: ResultsFile) -> dict[str, Any]:
-    """The resolved config and target as a run-config layer: everything but the output dir (and nulls, which mean
-    "not given" in a layer and would only resolve to the same null)."""
-    config = results.config.model_dump(mode="json", exclude={"output_dir"})
+    """The resolved config and target as a run-config layer: everything but the output dir, the task (which
+    :attr:`Replay.eval_type` names with its harness, so that a task the image does not list is found too) and nulls
+    (which mean "not given" in a layer and would only resolve to the same null)."""
+    config = results.config.model_dump(mode="json", exclude={"output_dir", "type"})
     target = results.target.model_dump(mode="json", exclude_none=True)
     extra = config["params"].pop("extra")
     config["params"] = {key: value for key, value in config["params"].items() if value is not None}

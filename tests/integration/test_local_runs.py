@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import docker
+import yaml
 
 from tests.endpoint.server import EndpointServer
 from tests.integration.conftest import DATA
@@ -64,3 +65,31 @@ def test_a_local_run_is_recorded_and_resumable(lm_eval_image: str, endpoint: End
     assert "Results written to /workspace/results/results.yml" in logs.stdout
     again = subprocess.run([*EVALS, "resubmit", run["id"]], env=env, capture_output=True, text=True, check=False)
     assert again.returncode == 2 and "every task succeeded" in again.stderr
+
+
+def test_a_result_records_its_image_and_runs_again_from_it(lm_eval_image: str, engine: docker.DockerClient,
+                                                           endpoint: EndpointServer, tmp_path: Path) -> None:
+    """On the real engine: results.yml names the image and its content id; --from re-runs exactly that."""
+    env = {**os.environ, "EVALS_STATE_DIR": str(tmp_path / "state")}
+    args = [*base(endpoint.url, tmp_path / "first"), "--eval_type", "lm-eval.gsm8k_sample", "--overrides",
+            "config.params.limit_samples=2"]
+    first = subprocess.run(args, env=env, capture_output=True, text=True, check=False, timeout=600)
+    assert first.returncode == 0, first.stderr
+    recorded = yaml.safe_load((tmp_path / "first" / "results.yml").read_text())
+    provenance = recorded["provenance"]
+    assert provenance["image"] == lm_eval_image
+    assert provenance["image_digest"] == engine.images.get(lm_eval_image).id
+    again = subprocess.run([*EVALS, "run", "--from", str(tmp_path / "first" / "results.yml"), "--data_dir", str(DATA),
+                            "--output_dir", str(tmp_path / "again")], env=env, capture_output=True, text=True,
+                           check=False, timeout=600)
+    assert again.returncode == 0, again.stderr
+    replayed = yaml.safe_load((tmp_path / "again" / "results.yml").read_text())
+    assert replayed["provenance"]["image_digest"] == provenance["image_digest"]
+    assert {k: v for k, v in replayed["config"].items() if k != "output_dir"} == {
+        k: v for k, v in recorded["config"].items() if k != "output_dir"}
+    assert replayed["results"] == recorded["results"]
+    gone = dict(recorded, provenance={**provenance, "image_digest": "sha256:" + "0" * 64, "image_repo_digest": None})
+    (tmp_path / "gone.yml").write_text(yaml.safe_dump(gone))
+    refused = subprocess.run([*EVALS, "run", "--from", str(tmp_path / "gone.yml"), "--dry_run"], env=env,
+                             capture_output=True, text=True, check=False, timeout=120)
+    assert refused.returncode == 2 and "is not available here" in refused.stderr, refused.stderr

@@ -95,7 +95,7 @@ def test_from_runs_the_recorded_config_in_the_image_pinned_by_id(engine: FakeEng
     assert spec.image == IMAGE_ID and spec.environment[IMAGE_VAR] == "evals/lm-eval:latest"
     assert spec.secret_envs == ["MY_KEY"] and "sk-unit-1" not in repr(spec)
     assert spec.args[spec.args.index("--output_dir") + 1] == RESULTS_DIR
-    assert "--eval_type" not in spec.args and "--overrides" in spec.args
+    assert spec.args[spec.args.index("--eval_type") + 1] == "lm-eval.gsm8k" and "--overrides" in spec.args
     assert (tmp_path / "again" / "results.yml").is_file() and engine.images.pulled == []
 
 
