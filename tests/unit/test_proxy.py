@@ -16,8 +16,8 @@ import pytest
 from aiohttp import web
 
 from orchestrator.runtime.proxy.endpoint import retry_after_seconds
-from orchestrator.runtime.proxy.http import UpstreamPool
 from orchestrator.runtime.proxy.server import Proxy, ProxyThread, default_processes
+from orchestrator.runtime.proxy.upstream_pool import UpstreamPool
 from orchestrator.schema.adapter import AdapterConfig
 from orchestrator.schema.results import Usage
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.runtime.proxy.http import HttpRequest, HttpResponse, UpstreamError, UpstreamPool
+from orchestrator.runtime.proxy.http import HttpRequest, HttpResponse, UpstreamError
 from orchestrator.runtime.proxy.http_server import HttpServer
+from orchestrator.runtime.proxy.upstream_pool import UpstreamPool
 
 Answer = Callable[[bytes], Awaitable[bytes | None]]
 

@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from orchestrator.runtime.proxy.http import ResponseTooLargeError, UpstreamError, UpstreamPool
+from orchestrator.runtime.proxy.http import ResponseTooLargeError, UpstreamError
+from orchestrator.runtime.proxy.upstream_pool import UpstreamPool
 
 Script = Callable[[int, bytes], list[bytes]]
 """(request number on this server, request target) -> the segments to send back, in order."""

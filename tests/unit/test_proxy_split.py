@@ -29,15 +29,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from orchestrator.runtime.proxy.http import (
-    HttpRequest,
-    HttpResponse,
-    StreamedAnswer,
-    UpstreamPool,
-    _ClientConnection,
-    new_event_loop,
-)
+from orchestrator.runtime.proxy.client_connection import ClientConnection
+from orchestrator.runtime.proxy.http import HttpRequest, HttpResponse, new_event_loop
 from orchestrator.runtime.proxy.http_server import HttpServer, _ServerConnection
+from orchestrator.runtime.proxy.upstream_pool import StreamedAnswer, UpstreamPool
 
 T = TypeVar("T")
 RANDOM_SPLITS = 100  # random sets of 2 to 8 cuts per stream, besides every single cut and every byte alone
@@ -192,7 +187,7 @@ Parsed = tuple[int, list[tuple[str, str]], bytes, bool] | str
 def parse_answers(case: Answers, cuts: tuple[int, ...]) -> list[Parsed]:
     """Feed ``case`` to a client connection in the segments ``cuts`` makes (an answer never arrives before its
     request is sent, so segments also end where answers do); (status, headers, body, reusable) per answer."""
-    connection = _ClientConnection()
+    connection = ClientConnection()
     connection.connection_made(TransportDouble(connection))  # type: ignore[arg-type]
     results: list[Parsed] = []
     start = 0
@@ -232,7 +227,7 @@ async def parse_streamed(case: Answers, cuts: tuple[int, ...]) -> list[Parsed]:
     """:func:`parse_answers` with each answer's body read as it arrives (``UpstreamPool.open_stream``'s way): a
     reader reads the :class:`StreamedAnswer` while the segments come in, the loop turning between them."""
     pool = UpstreamPool("http://127.0.0.1:9", max_connections=len(case.exchanges))
-    connection = _ClientConnection()
+    connection = ClientConnection()
     connection.connection_made(TransportDouble(connection))  # type: ignore[arg-type]
     results: list[Parsed] = []
     start = 0

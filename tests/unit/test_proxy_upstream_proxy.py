@@ -27,8 +27,9 @@ import trustme
 import uvloop
 
 from orchestrator.runtime.proxy import __main__ as proxy_main
-from orchestrator.runtime.proxy.http import HttpResponse, ProxyRefusedError, UpstreamError, UpstreamPool
+from orchestrator.runtime.proxy.http import HttpResponse, ProxyRefusedError, UpstreamError
 from orchestrator.runtime.proxy.server import Proxy
+from orchestrator.runtime.proxy.upstream_pool import UpstreamPool
 from orchestrator.runtime.proxy.upstream_proxy import bypassed, parse_proxy_url, proxy_for
 from orchestrator.schema.adapter import AdapterConfig
 from orchestrator.schema.errors import InputError

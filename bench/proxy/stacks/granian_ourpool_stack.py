@@ -11,7 +11,7 @@ from __future__ import annotations
 from granian_stack import GranianServer
 from launch import run
 
-from orchestrator.runtime.proxy.http import UpstreamPool
+from orchestrator.runtime.proxy.upstream_pool import UpstreamPool
 
 if __name__ == "__main__":
     raise SystemExit(run(script=__file__, server_class=GranianServer, pool_class=UpstreamPool))

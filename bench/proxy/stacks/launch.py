@@ -1,7 +1,7 @@
 """Runs our proxy (same chain, config, processes, SO_REUSEPORT) with another HTTP layer put under it.
 
 A stack is a server class and a client pool class shaped like ``http_server.HttpServer`` and
-``http.UpstreamPool`` (the only two places the proxy touches HTTP). :func:`run` puts them in place of
+``upstream_pool.UpstreamPool`` (the only two places the proxy touches HTTP). :func:`run` puts them in place of
 ours, makes the proxy start its other processes with the same stack, and then runs the proxy's own
 command line (``--upstream URL --port P --output-dir DIR``, ``--process I/N`` for the other processes).
 Bench code only: nothing in the product imports it.

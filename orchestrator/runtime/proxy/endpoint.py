@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-from orchestrator.runtime.proxy.http import ProxyRefusedError, ResponseTooLargeError, UpstreamError, UpstreamPool
+from orchestrator.runtime.proxy.http import ProxyRefusedError, ResponseTooLargeError, UpstreamError
 from orchestrator.runtime.proxy.types import AnswerStream, ProxyRequest, ProxyResponse, error_response
+from orchestrator.runtime.proxy.upstream_pool import UpstreamPool
 from orchestrator.runtime.retries import endpoint_policy
 from orchestrator.schema.adapter import EndpointConfig
 

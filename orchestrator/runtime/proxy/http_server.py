@@ -4,7 +4,7 @@ Keep-alive, pipelining, Content-Length and chunked request bodies; nothing else 
 upgrades, no CONNECT). It holds under hostile clients: every limit and timeout below (431, 414, 413, 408)
 says what it is for, no request holds the event loop more than a few ms, and a refused request gets one
 JSON error line and a closed connection, never a traceback (tests/unit/test_proxy_abuse.py). The types and
-the client towards the endpoint are in :mod:`orchestrator.runtime.proxy.http`.
+the client towards the endpoint in :mod:`orchestrator.runtime.proxy.upstream_pool`.
 """
 
 from __future__ import annotations
