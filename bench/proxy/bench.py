@@ -145,9 +145,10 @@ def machine_info(args: argparse.Namespace) -> dict[str, str]:
     }
 
 
-def start_all(args: argparse.Namespace, work: Path) -> tuple[list[Process], dict[tuple[str, str], str], dict[str, int]]:
-    """nginx, then the proxies in front of each endpoint; returns processes, URLs and proxy PIDs."""
-    processes: list[Process] = []
+def start_all(args: argparse.Namespace, work: Path,
+              processes: list[Process]) -> tuple[dict[tuple[str, str], str], dict[str, int]]:
+    """nginx, then the proxies in front of each endpoint, each added to ``processes`` as it starts (so the caller
+    stops them even when a later one fails to start); returns URLs and proxy PIDs."""
     urls: dict[tuple[str, str], str] = {}
     pids: dict[str, int] = {}
     pin = ["taskset", "-c", args.server_cpus] if args.server_cpus else []
@@ -193,7 +194,7 @@ def start_all(args: argparse.Namespace, work: Path) -> tuple[list[Process], dict
             wait_for_port(nemo, nemo_port)
             urls[(endpoint, "nemo")] = f"http://{HOST}:{nemo_port}{PATH}"
             pids[f"nemo-{endpoint}"] = nemo.pid
-    return processes, urls, pids
+    return urls, pids
 
 
 def run(args: argparse.Namespace) -> tuple[list[Cell], dict[str, str]]:
@@ -210,7 +211,7 @@ def run(args: argparse.Namespace) -> tuple[list[Cell], dict[str, str]]:
     best: dict[tuple[str, int, str], Cell] = {}
     processes: list[Process] = []
     try:
-        processes, urls, pids = start_all(args, work)
+        urls, pids = start_all(args, work, processes)
         own_pids = [process.pid for process in processes]
         for round_number in range(1, args.rounds + 1):
             for endpoint in args.endpoints:
