@@ -24,7 +24,6 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from itertools import pairwise
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -578,10 +577,6 @@ async def no_leaks(sockets: int) -> None:
     assert open_sockets() == sockets
 
 
-needs_proc = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts sockets in /proc/self/fd")
-
-
-@needs_proc
 @pytest.mark.parametrize("loop", LOOPS)
 def test_a_harness_hanging_up_mid_request_leaves_nothing_behind(loop: str) -> None:
     request = post(CHAT, REQUEST)
@@ -629,7 +624,6 @@ def test_a_harness_hanging_up_mid_request_leaves_nothing_behind(loop: str) -> No
     run(main, loop)
 
 
-@needs_proc
 @pytest.mark.parametrize("loop", LOOPS)
 def test_a_caller_cancelled_mid_answer_leaves_the_pool_clean(loop: str) -> None:
     first = ok(b'{"first": 1}')
@@ -659,7 +653,6 @@ def test_a_caller_cancelled_mid_answer_leaves_the_pool_clean(loop: str) -> None:
     run(main, loop)
 
 
-@needs_proc
 @pytest.mark.parametrize("loop", LOOPS)
 def test_a_caller_cancelled_at_any_point_leaves_the_pool_clean(loop: str) -> None:
     """Cancelled after 0, 1, 2, ... turns of the loop, on a new connection or a kept one: while connecting,
@@ -734,7 +727,6 @@ async def read_all(reader: asyncio.StreamReader) -> bytes:
     return received
 
 
-@needs_proc
 @pytest.mark.parametrize("loop", LOOPS)
 def test_stop_lets_requests_in_flight_finish_then_closes_everything(loop: str) -> None:
     async def main() -> None:
@@ -770,7 +762,6 @@ def test_stop_lets_requests_in_flight_finish_then_closes_everything(loop: str) -
     run(main, loop)
 
 
-@needs_proc
 @pytest.mark.parametrize("loop", LOOPS)
 def test_stop_cuts_off_a_request_that_outlasts_the_grace_and_waits_for_it_to_end(loop: str) -> None:
     async def main() -> None:
