@@ -85,13 +85,16 @@ class _NumbersNotBooleans(BaseModel):
     """``true``/``false`` where a number belongs are refused (pydantic would read them as 1/0)."""
 
     @field_validator("parallelism", "limit_samples", "max_new_tokens", "temperature", "top_p", "max_retries",
-                     "request_timeout", mode="before", check_fields=False)
+                     "request_timeout", "max_error_fraction", mode="before", check_fields=False)
     @classmethod
     def _not_booleans(cls, value: Any) -> Any:
         return _not_bool(value)
 
 
 # --------------------------------------------------------------------------- partial layers
+
+MAX_ERROR_FRACTION = ("Largest fraction of a task's samples that may end in an error (endpoint or harness failure) "
+                      "before the run fails; 0: any error fails the run, errors are never scored as wrong answers.")
 
 
 class ParamsLayer(_Layer, _NumbersNotBooleans):
@@ -104,6 +107,7 @@ class ParamsLayer(_Layer, _NumbersNotBooleans):
     top_p: float | None = Field(default=None, gt=0, le=1, description="Nucleus sampling probability mass.")
     max_retries: int | None = Field(default=None, ge=0, description="Retries per failed request.")
     request_timeout: int | float | None = Field(default=None, gt=0, description="Seconds to wait for one answer.")
+    max_error_fraction: float | None = Field(default=None, ge=0, le=1, description=MAX_ERROR_FRACTION)
     task: str | None = Field(default=None, description="The harness's own name for the task, where it differs.")
     extra: dict[str, Any] | None = Field(default=None, description="Free-form, harness-specific parameters.")
 
@@ -182,6 +186,7 @@ class Params(_Resolved, _NumbersNotBooleans):
     top_p: float | None = Field(default=None, gt=0, le=1, description="Nucleus sampling probability mass.")
     max_retries: int | None = Field(default=None, ge=0, description="Retries per failed request.")
     request_timeout: int | float | None = Field(default=None, gt=0, description="Seconds to wait for one answer.")
+    max_error_fraction: float = Field(default=0.0, ge=0, le=1, description=MAX_ERROR_FRACTION)
     task: str | None = Field(default=None, description="The harness's own name for the task, where it differs.")
     extra: dict[str, Any] = Field(default_factory=dict, description="Free-form, harness-specific parameters.")
 

@@ -17,6 +17,7 @@ from orchestrator.schema.framework import FrameworkDefinition
 from orchestrator.schema.manifest import PrefetchManifest
 from orchestrator.schema.record import RunRecord
 from orchestrator.schema.results import ResultsFile
+from orchestrator.schema.samples import SampleRecord
 from orchestrator.schema.slurm import SlurmConfig
 
 SCHEMA_DIR = Path(__file__).parent / "jsonschema"
@@ -28,6 +29,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "slurm_config.schema.json": SlurmConfig,
     "run_record.schema.json": RunRecord,
     "prefetch_manifest.schema.json": PrefetchManifest,
+    "samples.schema.json": SampleRecord,
 }
 
 

@@ -8,6 +8,7 @@ Every parser returns an :class:`EvaluationResult`; the runtime wraps it in a
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +17,24 @@ from orchestrator.schema.config import ApiEndpoint, EvaluationConfig, ResolvedTa
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class Interval(_Strict):
+    """A 95% confidence interval of a score, computed by us from the run's samples the same way for every harness."""
+
+    lower: float = Field(description="Lower bound.")
+    upper: float = Field(description="Upper bound.")
+    method: Literal["exact_binomial", "bootstrap"] = Field(
+        description="exact_binomial: Clopper-Pearson, where every sample scores 0 or 1; bootstrap: percentile "
+                    "bootstrap of the mean over samples (10,000 resamples, seed 0) otherwise.")
+
+
+class SampleCounts(_Strict):
+    """How a task's samples ended (samples.jsonl `status`)."""
+
+    scored: int = Field(ge=0, description="Samples the harness scored.")
+    unscored: int = Field(ge=0, description="Samples the harness could not extract or score an answer for.")
+    error: int = Field(ge=0, description="Samples the endpoint or the harness failed on; never scored as wrong.")
 
 
 class ScoreStats(_Strict):
@@ -30,6 +49,8 @@ class ScoreStats(_Strict):
     variance: float | None = Field(default=None, description="Variance of per-sample scores.")
     stddev: float | None = Field(default=None, description="Standard deviation of per-sample scores.")
     stderr: float | None = Field(default=None, description="Standard error of the mean, as the harness reports it.")
+    ci95: Interval | None = Field(default=None, description="95% confidence interval recomputed from samples.jsonl, "
+                                                            "where the score is a mean over samples.")
 
 
 class Score(_Strict):
@@ -49,6 +70,9 @@ class TaskResult(_Strict):
     """Metrics of one task (a benchmark or one of its subtasks)."""
 
     metrics: dict[str, MetricResult] = Field(default_factory=dict, description="Metrics keyed by metric name.")
+    samples: SampleCounts | None = Field(
+        default=None, description="How the task's samples ended, from samples.jsonl (null when the harness wrote no "
+                                  "per-sample output).")
 
 
 class GroupResult(_Strict):
@@ -136,9 +160,11 @@ __all__ = [
     "ApiEndpoint",
     "EvaluationResult",
     "GroupResult",
+    "Interval",
     "MetricResult",
     "Provenance",
     "ResultsFile",
+    "SampleCounts",
     "Score",
     "ScoreStats",
     "TaskResult",
