@@ -11,11 +11,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from orchestrator.host.backends.container import Output
 from orchestrator.host.backends.executor import Executor, check_executor
 from orchestrator.host.backends.kubernetes.jobs import KubernetesOptions, render_jobs, write_jobs
 from orchestrator.host.backends.slurm.script import render_batch_script
+from orchestrator.host.catalog import HarnessImage, ImageCatalog, image_name, pick_image
 from orchestrator.host.data.cache import DataAccess, data_access
 from orchestrator.host.data.prefetched import check_holds, cluster_images, read_prefetched
 from orchestrator.host.plan import (
@@ -29,6 +31,7 @@ from orchestrator.host.plan import (
     slurm_details,
 )
 from orchestrator.host.records import store
+from orchestrator.host.replay import Replay
 from orchestrator.runtime.run import describe, prepare_output_dir
 from orchestrator.schema.config import RunConfigLayer
 from orchestrator.schema.errors import InputError
@@ -50,6 +53,19 @@ class PlannedRun:
     data: DataAccess
 
 
+def refuse_changes(given: dict[str, object], *, by: Literal["--resume", "--from"]) -> None:
+    """``--resume`` and ``--from`` run what was recorded, as it was: the flags of ``given`` (flag -> its value) that
+    hold a value would change it, and are bad input naming them."""
+    named = [flag for flag, value in given.items() if value]
+    if not named:
+        return
+    if by == "--resume":
+        raise InputError(f"--resume runs the recorded tasks as they were; {', '.join(named)} cannot change them",
+                         hint="drop them, or start a new run")
+    raise InputError(f"--from runs the recorded evaluation as it was; {', '.join(named)} cannot change it",
+                     hint="drop them (only --output_dir, data and executor options apply), or start a new run")
+
+
 def refuse_changes_on_resume(*, eval_type: list[str] | None, model_id: str | None, model_url: str | None,
                              run_config: Path | None, overrides: str | None, dry_run: bool = False,
                              from_results: Path | None = None) -> None:
@@ -58,12 +74,8 @@ def refuse_changes_on_resume(*, eval_type: list[str] | None, model_id: str | Non
     if dry_run:
         raise InputError("--resume does not take --dry_run: it would start the recorded tasks again",
                          hint="`evals status RUN_ID` shows them and their state")
-    fixed = (("--eval_type", eval_type), ("--model_id", model_id), ("--model_url", model_url),
-             ("--run_config", run_config), ("--overrides", overrides), ("--from", from_results))
-    given = [flag for flag, value in fixed if value]
-    if given:
-        raise InputError(f"--resume runs the recorded tasks as they were; {', '.join(given)} cannot change them",
-                         hint="drop them, or start a new run")
+    refuse_changes({"--eval_type": eval_type, "--model_id": model_id, "--model_url": model_url,
+                    "--run_config": run_config, "--overrides": overrides, "--from": from_results}, by="--resume")
 
 
 def plan(*, eval_type: list[str] | None, model_id: str | None, model_url: str | None, model_type: str | None,
@@ -197,3 +209,28 @@ def cancel(run_id: str, *, executor_for: ExecutorFor) -> RunRecord:
     """Stop every unfinished task of a run."""
     record = store.load(run_id)
     return executor_for(record.executor).cancel(record)
+
+
+def check_kubernetes(executor: str, *, dry_run: bool, manifests: Path | None, results_claim: str | None) -> None:
+    """``--executor kubernetes`` only renders Job manifests (with --dry_run); its options belong to it alone."""
+    if executor == "kubernetes" and not dry_run:
+        raise InputError("--executor kubernetes only renders Job manifests; evals does not submit them",
+                         hint="add --dry_run, then kubectl apply -f DIR")
+    if executor != "kubernetes" and (manifests is not None or results_claim is not None):
+        raise InputError("--manifests and --results_claim are for Kubernetes manifests",
+                         hint="add --executor kubernetes --dry_run, or drop them")
+
+
+def image_chooser(catalog: ImageCatalog, *, harness: str | None, image: str | None,
+                  replay: Replay | None) -> ImageChooser:
+    """How `evals run` picks each task's image: the one a replay ran in (by its id), the one --image or --harness
+    names, else the built image that offers the task."""
+    def choose(request: RunRequest) -> HarnessImage:
+        if replay is not None:
+            return catalog.pinned(name=replay.image, image_id=replay.image_digest,
+                                  repo_digest=replay.image_repo_digest)
+        if harness or image:
+            return catalog.image(image_name(harness=harness, image=image))
+        return pick_image(catalog.images(), eval_type_hint(request))
+
+    return choose

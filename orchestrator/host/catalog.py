@@ -13,6 +13,8 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 from orchestrator.schema.config import EndpointType
 from orchestrator.schema.container import LABEL_FRAMEWORK, LABEL_HARNESS
@@ -77,6 +79,11 @@ def check_image_name(image: str, *, where: str = "--image") -> str:
     return image
 
 
+def image_name(*, harness: str | None, image: str | None) -> str:
+    """The image ``--image`` names (checked), else the default image of ``--harness``."""
+    return check_image_name(image) if image else image_for(harness or "")
+
+
 def image_for(harness: str, *, tag: str = "latest") -> str:
     """The default image name of a harness; unknown harnesses list the known ones."""
     if harness not in IMAGE_REPOS:
@@ -103,6 +110,40 @@ def from_labels(image: str, labels: dict[str, str]) -> HarnessImage:
     doc = parse_yaml(decode_utf8(raw, source=source), source=source)
     framework = validate(FrameworkDefinition, doc.data, doc=doc, source=doc.source)
     return HarnessImage(image, harness, framework, hashlib.sha256(raw).hexdigest())
+
+
+def harness_images(found: list[tuple[str, dict[str, str]]]) -> list[HarnessImage]:
+    """One image per harness, by harness name, from (name, labels) pairs: the first found of each harness."""
+    seen: dict[str, HarnessImage] = {}
+    for name, labels in found:
+        image = from_labels(name, labels)
+        seen.setdefault(image.harness, image)
+    return sorted(seen.values(), key=lambda image: image.harness)
+
+
+class ImageCatalog(Protocol):
+    """Where the harness images are: the local engine's (``DockerImages`` in ``backends/local/docker.py``)."""
+
+    def images(self) -> list[HarnessImage]:
+        """Every built harness image, one per harness (:func:`harness_images`)."""
+        ...
+
+    def image(self, name: str) -> HarnessImage:
+        """The image ``name`` (checked by :func:`image_name` first); one that is not built is bad input."""
+        ...
+
+    def pinned(self, *, name: str, image_id: str, repo_digest: str | None) -> HarnessImage:
+        """The image with content id ``image_id`` (pulled by ``repo_digest`` when not here), recorded as ``name`` and
+        pinned to that id (its ``digest``); neither is bad input saying how to get it."""
+        ...
+
+    def save(self, name: str, path: Path) -> str:
+        """Write the image (with its tag) into ``path`` as a docker archive; returns its id."""
+        ...
+
+    def image_id(self, name: str) -> str:
+        """The content id (sha256:...) of a built image."""
+        ...
 
 
 def tasks_of(images: list[HarnessImage]) -> list[TaskEntry]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import typer
 
-from orchestrator.host.cli import app
+from orchestrator.host.cli.app import app
 from orchestrator.runtime.cli import build_parser
 
 OUTPUT = Path("docs/cli.md")

@@ -14,15 +14,11 @@ from typing import Any
 
 import yaml
 
-from orchestrator.host.records.results import read_results
+from orchestrator.host.records.results import read_named
 from orchestrator.schema.config import Evaluation
-from orchestrator.schema.errors import InputError, ResultsParseError
+from orchestrator.schema.errors import InputError
 from orchestrator.schema.results import ResultsFile
 from orchestrator.schema.slurm import SlurmConfig
-
-FIXED_FLAGS = ("--eval_type", "--model_id", "--model_url", "--model_type", "--api_key_name", "--run_config",
-               "--overrides", "--harness", "--image", "--offline")
-"""What a replay takes from the results file; the output location, data location and executor may differ."""
 
 
 @dataclass(frozen=True)
@@ -71,30 +67,14 @@ def _recorded(results: ResultsFile) -> dict[str, Any]:
 
 def load_replay(path: Path) -> Replay:
     """Read a results.yml (or the output dir holding one); one that names no image id says what is missing."""
-    file = path / "results.yml" if path.is_dir() else path
-    if not file.is_file():
-        raise InputError(f"--from: no results file {file}",
-                         hint="give a results.yml or the output directory holding one")
-    try:
-        results = read_results(file)
-    except ResultsParseError as err:
-        raise InputError(f"--from: {err.message}", hint=err.hint) from None
-    provenance = results.provenance
-    missing = [name for name, value in (("image", provenance.image), ("image_digest", provenance.image_digest))
-               if not value]
-    if missing or provenance.image is None or provenance.image_digest is None:
+    file, results = read_named(path, flag="--from: ")
+    image, digest = results.provenance.image, results.provenance.image_digest
+    if not image or not digest:
+        missing = [name for name, value in (("image", image), ("image_digest", digest)) if not value]
         raise InputError(f"--from: {file} records no provenance.{' or provenance.'.join(missing)}, so the image it "
                          "ran in is unknown", hint="it was written before evals recorded them, or not by a container "
                                                    "evals started; run it again with --eval_type and --image")
-    return Replay(file, results, provenance.image, provenance.image_digest, provenance.image_repo_digest)
-
-
-def refuse_fixed_flags(given: dict[str, object]) -> None:
-    """Flags that would change what a replay runs are bad input (``given``: flag -> its value)."""
-    named = [flag for flag in FIXED_FLAGS if given.get(flag)]
-    if named:
-        raise InputError(f"--from runs the recorded evaluation as it was; {', '.join(named)} cannot change it",
-                         hint="drop them (only --output_dir, data and executor options apply), or start a new run")
+    return Replay(file, results, image, digest, results.provenance.image_repo_digest)
 
 
 def check_same(replay: Replay, evaluation: Evaluation, *, slurm: SlurmConfig | None) -> None:

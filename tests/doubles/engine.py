@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
+import docker
 import docker.errors
 
 
@@ -38,9 +40,18 @@ class FakeImages:
         self.local[image.id] = image
         return image
 
+    def list(self, filters: dict[str, str]) -> list[FakeImage]:
+        """Not among the calls `--from` makes: it pins its image by id and never picks one by task."""
+        raise AssertionError(f"--from must not pick an image by task (images listed with {filters})")
+
 
 @dataclass
 class FakeEngine:
     """A Docker client with only ``images``."""
 
     images: FakeImages = field(default_factory=FakeImages)
+
+
+def as_client(engine: FakeEngine) -> docker.DockerClient:
+    """The double where the SDK's client goes (``DockerImages(as_client(engine))``); it answers only ``images``."""
+    return cast("docker.DockerClient", engine)

@@ -72,6 +72,13 @@ LAYER_ORDER = {"schema": 0, "runtime": 1, "host": 2}
 PACKAGE = REPO / "orchestrator"
 MODULES = sorted(PACKAGE.rglob("*.py"))
 BACKENDS = sorted(p.name for p in (PACKAGE / "host" / "backends").iterdir() if (p / "__init__.py").is_file())
+CLI = "orchestrator.host.cli"
+CLI_REFERENCE = "orchestrator.host.cli_reference"
+
+
+def in_cli(module: str) -> bool:
+    """Whether a module is the `evals` command line (its package ``host/cli/``, or the reference rendering its help)."""
+    return module in (CLI, CLI_REFERENCE) or module.startswith(f"{CLI}.")
 
 
 def layer_of(module: str) -> str | None:
@@ -113,7 +120,9 @@ def test_the_package_root_is_only_a_face() -> None:
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_import_rule_schema_runtime_host(path: Path) -> None:
     """schema <- runtime <- host: a layer never imports a later one; only the host imports docker, typer, rich
-    (and of the host, only the local backend's docker module imports docker); a backend never imports another."""
+    (and of the host, only the local backend's docker module imports docker, and only the CLI typer and click); a
+    backend never imports another; nothing but the CLI imports the CLI (it is the top: it calls api, nothing calls
+    it)."""
     module = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
     own = layer_of(module)
     if own is None:
@@ -124,6 +133,8 @@ def test_import_rule_schema_runtime_host(path: Path) -> None:
             assert top not in ("docker", "typer", "rich"), f"{path} imports {name}"
         if top == "docker":
             assert module == "orchestrator.host.backends.local.docker", f"{path} imports {name}"
+        if top in ("typer", "click") or in_cli(name):
+            assert in_cli(module), f"{path} imports {name}: only the CLI does"
         target = layer_of(name)
         if target is not None:
             assert LAYER_ORDER[target] <= LAYER_ORDER[own], f"{path} ({own}) imports {name} ({target})"

@@ -1,4 +1,4 @@
-"""The host CLI `evals` with a fake launcher (test double) and images described by labels."""
+"""The host CLI `evals`, built with test doubles: a fake launcher and images described by labels."""
 
 from __future__ import annotations
 
@@ -9,14 +9,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from orchestrator.host import cli
 from orchestrator.host.backends.container import LaunchSpec, Output
-from orchestrator.host.catalog import HarnessImage, from_labels, pick_image
+from orchestrator.host.backends.local.docker import EngineUnavailableError
+from orchestrator.host.catalog import HarnessImage, from_labels, harness_images, pick_image
+from orchestrator.host.cli.app import main
+from orchestrator.host.cli.services import default_services
 from orchestrator.schema.container import LABEL_FRAMEWORK, LABEL_HARNESS, LABEL_HARNESS_VERSION, RESULTS_DIR
 from orchestrator.schema.results import ResultsFile
 from tests.doubles.launcher import FakeLauncher
+from tests.doubles.services import fake_services
+from tests.unit.evals_app import Evals
 
 REPO = Path(__file__).resolve().parents[2]
 URL = "http://localhost:8000/v1/completions"
@@ -40,19 +43,13 @@ def write_results(spec: LaunchSpec, output: Output) -> None:
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeLauncher:
-    launcher = FakeLauncher(behaviour=write_results)
-    monkeypatch.setattr(cli, "_images", lambda: IMAGES)
-    monkeypatch.setattr(cli, "_image", lambda harness, image: IMAGES[0] if harness != "vlmevalkit" else IMAGES[1])
-    monkeypatch.setattr(cli, "_launcher", lambda: launcher)
-    monkeypatch.setattr(cli, "preflight", lambda url: None)
-    return launcher
+def fake() -> FakeLauncher:
+    return FakeLauncher(behaviour=write_results)
 
 
-def evals(*args: str) -> tuple[int, str, str]:
-    runner = CliRunner()
-    result = runner.invoke(cli.app, list(args))
-    return result.exit_code, result.stdout, result.stderr
+@pytest.fixture
+def evals(fake: FakeLauncher) -> Evals:
+    return Evals(fake_services(images=IMAGES, launcher=fake))
 
 
 def run_args(out: Path, *extra: str) -> list[str]:
@@ -60,7 +57,7 @@ def run_args(out: Path, *extra: str) -> list[str]:
             "--output_dir", str(out), *extra]
 
 
-def test_ls_json_lists_every_task_of_every_image(fake: FakeLauncher) -> None:
+def test_ls_json_lists_every_task_of_every_image(evals: Evals) -> None:
     code, out, _ = evals("ls", "--json")
     assert code == 0
     entries = json.loads(out)
@@ -70,7 +67,7 @@ def test_ls_json_lists_every_task_of_every_image(fake: FakeLauncher) -> None:
     assert mmlu["endpoint_types"] == ["completions"] and mmlu["description"]
 
 
-def test_run_launches_container_as_caller_with_mount_labels_and_host_network(fake: FakeLauncher,
+def test_run_launches_container_as_caller_with_mount_labels_and_host_network(evals: Evals, fake: FakeLauncher,
                                                                              tmp_path: Path) -> None:
     code, out, err = evals(*run_args(tmp_path / "out"))
     assert code == 0, err
@@ -86,7 +83,7 @@ def test_run_launches_container_as_caller_with_mount_labels_and_host_network(fak
     assert "results.yml" in out
 
 
-def test_api_key_is_forwarded_by_name_only(fake: FakeLauncher, tmp_path: Path,
+def test_api_key_is_forwarded_by_name_only(evals: Evals, fake: FakeLauncher, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MY_KEY", "sk-secret-value-123")
     code, _, err = evals(*run_args(tmp_path / "out", "--api_key_name", "MY_KEY"))
@@ -96,23 +93,23 @@ def test_api_key_is_forwarded_by_name_only(fake: FakeLauncher, tmp_path: Path,
     assert "sk-secret-value-123" not in repr(spec)
 
 
-def test_unset_api_key_variable_is_refused_before_launch(fake: FakeLauncher, tmp_path: Path,
+def test_unset_api_key_variable_is_refused_before_launch(evals: Evals, fake: FakeLauncher, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOT_SET_KEY", raising=False)
-    code = cli.main(run_args(tmp_path / "out", "--api_key_name", "NOT_SET_KEY"))
+    code = evals.main(run_args(tmp_path / "out", "--api_key_name", "NOT_SET_KEY"))
     assert code == 2
     assert fake.launched == []
 
 
-def test_bad_config_fails_on_host_before_any_container(fake: FakeLauncher, tmp_path: Path,
+def test_bad_config_fails_on_host_before_any_container(evals: Evals, fake: FakeLauncher, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli.main(run_args(tmp_path / "out", "--overrides", "config.params.limit_samples=-1"))
+    code = evals.main(run_args(tmp_path / "out", "--overrides", "config.params.limit_samples=-1"))
     assert code == 2
     assert "config.params.limit_samples" in capsys.readouterr().err
     assert fake.launched == [] and not (tmp_path / "out").exists()
 
 
-def test_dry_run_shows_config_command_and_container(fake: FakeLauncher, tmp_path: Path) -> None:
+def test_dry_run_shows_config_command_and_container(evals: Evals, fake: FakeLauncher, tmp_path: Path) -> None:
     code, out, _ = evals(*run_args(tmp_path / "out", "--dry_run"))
     assert code == 0
     assert "Rendered config:" in out and "Rendered command:" in out and "Container:" in out
@@ -120,26 +117,26 @@ def test_dry_run_shows_config_command_and_container(fake: FakeLauncher, tmp_path
     assert fake.launched == [] and not (tmp_path / "out").exists()
 
 
-def test_container_failure_returns_its_code(fake: FakeLauncher, tmp_path: Path) -> None:
+def test_container_failure_returns_its_code(evals: Evals, fake: FakeLauncher, tmp_path: Path) -> None:
     fake.exit_code = 4
     fake.behaviour = None
-    assert cli.main(run_args(tmp_path / "out")) == 4
+    assert evals.main(run_args(tmp_path / "out")) == 4
 
 
-def test_usage_error_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["run", "--no-such-option"]) == 2
+def test_usage_error_is_one_line_exit_2(evals: Evals, capsys: pytest.CaptureFixture[str]) -> None:
+    assert evals.main(["run", "--no-such-option"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "no-such-option" in err
 
 
-def test_task_offered_by_no_image(fake: FakeLauncher, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_task_offered_by_no_image(evals: Evals, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = run_args(tmp_path / "out")
     args[args.index("gsm8k")] = "gsm8"
-    assert cli.main(args) == 2
+    assert evals.main(args) == 2
     assert "gsm8k" in capsys.readouterr().err
 
 
-def test_image_picked_by_harness_prefix(fake: FakeLauncher) -> None:
+def test_image_picked_by_harness_prefix() -> None:
     assert pick_image(IMAGES, "vlmevalkit.ocrbench").harness == "vlmevalkit"
     assert pick_image(IMAGES, "ocrbench").harness == "vlmevalkit"
     assert pick_image(IMAGES, "lm-eval.anything").harness == "lm-eval"
@@ -153,14 +150,30 @@ def test_images_are_harness_images() -> None:
     assert all(isinstance(image, HarnessImage) for image in IMAGES)
 
 
-def test_show_prints_scores_of_results_files(tmp_path: Path) -> None:
+def test_show_prints_scores_of_results_files(evals: Evals, tmp_path: Path) -> None:
     code, out, err = evals("show", str(RESULTS))
     assert code == 0, err
     assert "exact_match__strict-match" in out and "0.7000" in out
 
 
-def test_show_rejects_an_invalid_results_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_show_rejects_an_invalid_results_file(evals: Evals, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "results.yml"
     bad.write_text("results: {}\n")
-    assert cli.main(["show", str(tmp_path)]) == 2  # a file the user names is input
+    assert evals.main(["show", str(tmp_path)]) == 2  # a file the user names is input
     assert "invalid results file" in capsys.readouterr().err
+
+
+def test_the_real_services_connect_to_no_engine_until_a_command_uses_them(monkeypatch: pytest.MonkeyPatch,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")  # nothing listens there: a connection would fail
+    services = default_services()
+    assert main(["--help"]) == 0 and main(["run", "--help"]) == 0 and "--eval_type" in capsys.readouterr().out
+    with pytest.raises(EngineUnavailableError):
+        services.catalog.images()
+
+
+def test_the_catalog_keeps_the_first_image_of_each_harness_in_harness_order() -> None:
+    found = [("evals/vlmevalkit:latest", labels_for("vlmevalkit", "26.3")),
+             ("evals/lm-eval:latest", labels_for("lm-eval", "0.4.13")),
+             ("evals/lm-eval:0.1.0", labels_for("lm-eval", "0.4.12"))]
+    assert [image.image for image in harness_images(found)] == ["evals/lm-eval:latest", "evals/vlmevalkit:latest"]

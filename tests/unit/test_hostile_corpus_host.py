@@ -15,14 +15,16 @@ from typing import Literal
 
 import pytest
 
-from orchestrator.host import cli as host_cli
 from orchestrator.host.backends.local.executor import LocalExecutor
 from orchestrator.host.backends.slurm.commands import SlurmCli
 from orchestrator.host.backends.slurm.executor import SlurmExecutor
+from orchestrator.host.cli import app as host_cli
+from orchestrator.host.cli.services import HostServices
 from orchestrator.runtime import cli as runtime_cli
 from orchestrator.schema.loading import dump_yaml
 from orchestrator.schema.record import RunRecord
 from tests.doubles.launcher import FakeLauncher
+from tests.doubles.services import fake_services
 from tests.doubles.slurm import FakeSlurm
 from tests.unit.records import RUN_ID, run_record, task
 from tests.unit.test_host_cli import IMAGES, RESULTS, URL
@@ -449,33 +451,34 @@ def snapshot(root: Path) -> dict[str, tuple[bool, int, int]]:
 
 @pytest.fixture
 def fakes(monkeypatch: pytest.MonkeyPatch) -> FakeLauncher:
-    """Images from labels, a fake launcher and Slurm; asking the container engine fails the case."""
-    launcher = FakeLauncher()
+    """The fake launcher (no case starts a container); no registry prefix; wide tables."""
+    monkeypatch.delenv("EVALS_REGISTRY", raising=False)
+    monkeypatch.setenv("COLUMNS", "400")  # whole names in rich tables
+    return FakeLauncher()
 
+
+@pytest.fixture
+def services(fakes: FakeLauncher) -> HostServices:
+    """The CLI over images from labels, the fake launcher and Slurm; asking the container engine fails the case (the
+    catalog double holds only IMAGES; the containers' control is no engine)."""
     def no_engine() -> None:
         raise AssertionError("the container engine was asked")
 
     def executor(kind: str) -> LocalExecutor | SlurmExecutor:
         if kind == "slurm":
             return SlurmExecutor(SlurmCli(FakeSlurm()), no_engine)  # type: ignore[arg-type]
-        return LocalExecutor(launcher, no_engine, cancel_wait=0.1)  # type: ignore[arg-type]
+        return LocalExecutor(fakes, no_engine, cancel_wait=0.1)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(host_cli, "_images", lambda: IMAGES)
-    monkeypatch.setattr(host_cli, "client", no_engine)
-    monkeypatch.setattr(host_cli, "_launcher", lambda: launcher)
-    monkeypatch.setattr(host_cli, "preflight", lambda url: None)
-    monkeypatch.setattr(host_cli, "_executor", executor)
-    monkeypatch.delenv("EVALS_REGISTRY", raising=False)
-    monkeypatch.setenv("COLUMNS", "400")  # whole names in rich tables
-    return launcher
+    return fake_services(images=IMAGES, launcher=fakes, executor_for=executor)
 
 
-def run_cli(kind: Literal["host", "runtime"], argv: list[str], capsys: pytest.CaptureFixture[str]
-            ) -> tuple[int, str, str]:
-    """Run one command in-process; an exception escaping the CLI (a traceback) fails the test."""
+def run_cli(kind: Literal["host", "runtime"], argv: list[str], capsys: pytest.CaptureFixture[str],
+            services: HostServices | None = None) -> tuple[int, str, str]:
+    """Run one command in-process (the host's over ``services``, else the real ones); an exception escaping the CLI
+    (a traceback) fails the test."""
     capsys.readouterr()
     if kind == "host":
-        code = host_cli.main(argv)
+        code = host_cli.main(argv, services=services)
     else:
         try:
             code = runtime_cli.main(argv)
@@ -486,13 +489,13 @@ def run_cli(kind: Literal["host", "runtime"], argv: list[str], capsys: pytest.Ca
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=f"{c.cli}-{c.name}", marks=c.marks) for c in CASES])
-def test_hostile_input(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                       monkeypatch: pytest.MonkeyPatch, fakes: FakeLauncher) -> None:
+def test_hostile_input(case: Case, tmp_path: Path, *, capsys: pytest.CaptureFixture[str],
+                       monkeypatch: pytest.MonkeyPatch, fakes: FakeLauncher, services: HostServices) -> None:
     argv = case.build(tmp_path)
     for name, value in case.env.items():
         monkeypatch.setenv(name, value)
     before = snapshot(tmp_path)
-    code, out, err = run_cli(case.cli, argv, capsys)
+    code, out, err = run_cli(case.cli, argv, capsys, services)
     output = out + err
     assert "Traceback" not in output
     assert code == case.code, output

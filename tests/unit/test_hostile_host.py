@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.host import cli as host_cli
 from orchestrator.host.backends.slurm.commands import SlurmCli
 from orchestrator.host.backends.slurm.executor import SlurmExecutor
 from orchestrator.host.backends.slurm.script import log_pattern, render_batch_script, task_log
 from orchestrator.host.catalog import check_image_name, from_labels
+from orchestrator.host.cli import app as host_cli
+from orchestrator.host.cli.services import HostServices
 from orchestrator.host.records import store
 from orchestrator.schema.config import RunConfigLayer
 from orchestrator.schema.container import LABEL_FRAMEWORK, LABEL_HARNESS
@@ -24,7 +25,6 @@ from orchestrator.schema.limits import CONFIG_LIMITS, MIB, RECORD_LIMITS, RESULT
 from orchestrator.schema.loading import load_model, parse_yaml
 from orchestrator.schema.record import RUN_ID
 from orchestrator.schema.slurm import SlurmConfig
-from tests.doubles.launcher import FakeLauncher
 from tests.doubles.slurm import FakeSlurm
 from tests.unit.records import RUN_ID as SAMPLE_ID
 from tests.unit.records import run_record, slurm_record, task
@@ -41,6 +41,7 @@ from tests.unit.test_hostile_corpus_host import (
     record_with_task,
     run_cli,
     runtime_args,
+    services,  # noqa: F401 (a fixture)
     snapshot,
 )
 
@@ -49,7 +50,7 @@ from tests.unit.test_hostile_corpus_host import (
 
 @pytest.mark.parametrize("kind", ["runtime run config", "host show", "host overrides"])
 def test_a_billion_laughs_of_a_few_hundred_bytes_is_refused_in_well_under_a_second(
-        kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], fakes: FakeLauncher) -> None:  # noqa: F811
+        kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], services: HostServices) -> None:  # noqa: F811
     bomb = laughs()
     assert len(bomb.encode()) < 500  # 9^9 strings
     if kind == "runtime run config":
@@ -60,7 +61,7 @@ def test_a_billion_laughs_of_a_few_hundred_bytes_is_refused_in_well_under_a_seco
     else:
         cli, argv = "host", host_run(tmp_path, "--overrides", f"config.params.extra.x={flow_laughs()}")
     started = time.monotonic()
-    code, _, err = run_cli(cli, argv, capsys)  # type: ignore[arg-type]
+    code, _, err = run_cli(cli, argv, capsys, services)  # type: ignore[arg-type]
     assert time.monotonic() - started < 0.5
     assert code == 2 and "expands to more than" in err and len(err.strip().splitlines()) == 1
 
@@ -158,11 +159,11 @@ def test_a_record_must_name_the_run_of_its_directory(tmp_path: Path, capsys: pyt
 
 
 def test_runs_lists_the_good_records_and_warns_once_per_bad_entry(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                                  fakes: FakeLauncher) -> None:  # noqa: F811
+                                                                  services: HostServices) -> None:  # noqa: F811
     put_record(tmp_path, record_text())
     put_record(tmp_path, "tasks: [\n", run_id="20260101-000000-0002")
     (store.runs_dir() / "README").write_text("my notes\n")
-    code, out, err = run_cli("host", ["runs"], capsys)
+    code, out, err = run_cli("host", ["runs"], capsys, services)
     assert code == 0
     assert SAMPLE_ID in out and "gsm8k_sample: failed" in out and "20260101-000000-0002" not in out
     warnings = err.strip().splitlines()
@@ -210,10 +211,10 @@ def test_printable_keeps_one_line_and_shows_what_it_escaped() -> None:
 
 
 def test_a_run_into_an_output_dir_with_markup_does_not_crash(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                             fakes: FakeLauncher) -> None:  # noqa: F811
+                                                             services: HostServices) -> None:  # noqa: F811
     argv = host_run(tmp_path)
     argv[argv.index("--output_dir") + 1] = str(tmp_path / "out[/]")
-    _, _, err = run_cli("host", argv, capsys)  # the output dir is shown as it is, not read as rich markup
+    _, _, err = run_cli("host", argv, capsys, services)  # the output dir is shown as it is, not read as rich markup
     assert f"-> {tmp_path / 'out[/]'}" in err  # (the fake container writes no results: that is not the point)
     assert "MarkupError" not in err and "Traceback" not in err
 
@@ -240,11 +241,11 @@ def test_a_percent_in_the_run_directory_reaches_sbatch_escaped(run_dir: str, arr
 
 def test_a_slurm_run_under_a_percent_directory_records_the_logs_slurm_writes(tmp_path: Path,
                                                                              capsys: pytest.CaptureFixture[str],
-                                                                             fakes: FakeLauncher  # noqa: F811
+                                                                             services: HostServices  # noqa: F811
                                                                              ) -> None:
     root = tmp_path / "o%j"
     code, out, _ = run_cli("host", [*host_run(tmp_path, "--executor", "slurm", "--output_root", str(root)),
-                                    "--dry_run"], capsys)
+                                    "--dry_run"], capsys, services)
     assert code == 0
     output_line = next(line for line in out.splitlines() if line.startswith("#SBATCH --output="))
     assert output_line.startswith(f"#SBATCH --output={tmp_path}/o%%j/") and output_line.endswith("/logs/task-0.log")
@@ -279,10 +280,11 @@ def test_image_names_of_the_docker_grammar_are_accepted(name: str) -> None:
                                   "x\n", "x:" + "t" * 129, "a" * 256, "x@sha256:abc", "x@:" + "a" * 64, "é"])
 def test_other_image_names_are_refused_before_the_engine_is_asked(name: str, tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str],
-                                                                   fakes: FakeLauncher) -> None:  # noqa: F811
+                                                                   services: HostServices) -> None:  # noqa: F811
     with pytest.raises(InputError, match="is not an image name"):
         check_image_name(name)
     if name:
         before = snapshot(tmp_path)
-        code, _, err = run_cli("host", host_run(tmp_path, "--image", name), capsys)  # the engine would fail the test
+        code, _, err = run_cli("host", host_run(tmp_path, "--image", name), capsys,
+                               services)  # asking the engine would fail the test
         assert code == 2 and "is not an image name" in err and snapshot(tmp_path) == before

@@ -11,13 +11,15 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.host import cli as host_cli
+from orchestrator.host.cli import app as host_cli
 from orchestrator.runtime import cli as runtime_cli
 from orchestrator.runtime.proxy.adjust import MASKED_VARS, BodyLog, masked_values
 from orchestrator.schema.adapter import LoggingConfig
 from orchestrator.schema.sanity import MAX_COMMAND_BYTES
 from tests.doubles.launcher import FakeLauncher
-from tests.unit.test_host_cli import IMAGES, evals, write_results
+from tests.doubles.services import fake_services
+from tests.unit.evals_app import Evals
+from tests.unit.test_host_cli import IMAGES, write_results
 
 REPO = Path(__file__).resolve().parents[2]
 FAKE = REPO / "tests" / "fixtures" / "frameworks" / "fake-lm-eval" / "framework.yml"
@@ -73,15 +75,13 @@ def test_a_judge_key_is_checked_before_anything_is_written_and_masked_in_the_log
 def test_evals_run_forwards_every_key_by_name_and_checks_it_on_the_host(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     launcher = FakeLauncher(behaviour=write_results)
-    monkeypatch.setattr(host_cli, "_images", lambda: IMAGES)
-    monkeypatch.setattr(host_cli, "_launcher", lambda: launcher)
-    monkeypatch.setattr(host_cli, "preflight", lambda url: None)
+    evals = Evals(fake_services(images=IMAGES, launcher=launcher))
     (tmp_path / "run.yml").write_text(yaml.safe_dump(JUDGE))
     args = ["run", "--eval_type", "gsm8k", "--model_id", "m", "--model_url", URL, "--model_type", "chat",
             "--api_key_name", "EP_KEY", "--run_config", str(tmp_path / "run.yml")]
     monkeypatch.setenv("EP_KEY", "endpoint-secret-1")
     monkeypatch.delenv("JUDGE_KEY", raising=False)
-    assert host_cli.main([*args, "--output_dir", str(tmp_path / "a")]) == 2
+    assert evals.main([*args, "--output_dir", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
     assert "JUDGE_KEY (named by config.params.extra.judge.api_key) is not set" in err
     assert len(err.strip().splitlines()) == 1 and launcher.launched == [] and not (tmp_path / "a").exists()

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
-from orchestrator.host import cli
 from orchestrator.host.backends.kubernetes.jobs import KubernetesOptions, render_jobs
 from orchestrator.host.backends.kubernetes.manifest import Job, SecretKeyRef
 from orchestrator.schema.container import RESULTS_DIR
+from tests.doubles.services import fake_services
+from tests.unit.evals_app import Evals
 from tests.unit.records import RUN_ID, TRICKY, tasks
 from tests.unit.test_host_cli import IMAGES
 
@@ -68,27 +68,25 @@ KEY = "sk-secret-value-123"
 
 
 @pytest.fixture
-def images(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "_images", lambda: IMAGES)
-    monkeypatch.setattr(cli, "_launcher", lambda: pytest.fail("a kubernetes run must start no container"))
+def evals(monkeypatch: pytest.MonkeyPatch) -> Evals:
     monkeypatch.setenv("MY_KEY", KEY)
+    return Evals(fake_services(images=IMAGES,
+                               executor_for=lambda kind: pytest.fail("a kubernetes run must start no container")))
 
 
-def render(tmp_path: Path, *extra: str, tasks: tuple[str, ...] = ("gsm8k",)) -> tuple[int, str, str]:
+def render(evals: Evals, tmp_path: Path, *extra: str, tasks: tuple[str, ...] = ("gsm8k",)) -> tuple[int, str, str]:
     args = ["run", *(arg for task in tasks for arg in ("--eval_type", task)), "--model_id", "m", "--model_url", URL,
             "--model_type", "completions", "--api_key_name", "MY_KEY", "--output_dir", str(tmp_path / "out"),
             "--executor", "kubernetes", *extra]
-    result = CliRunner().invoke(cli.app, args)
-    return result.exit_code, result.stdout, result.stderr
+    return evals(*args)
 
 
 def manifests(directory: Path) -> list[Job]:
     return [Job.model_validate(yaml.safe_load(path.read_text())) for path in sorted(directory.iterdir())]
 
 
-@pytest.mark.usefixtures("images")
-def test_dry_run_writes_one_valid_job_manifest_for_one_task(tmp_path: Path) -> None:
-    code, out, err = render(tmp_path, "--dry_run", "--manifests", str(tmp_path / "k8s"))
+def test_dry_run_writes_one_valid_job_manifest_for_one_task(evals: Evals, tmp_path: Path) -> None:
+    code, out, err = render(evals, tmp_path, "--dry_run", "--manifests", str(tmp_path / "k8s"))
     assert code == 0, err
     assert "Rendered command:" in out and str(tmp_path / "k8s") in err and "kubectl apply -f" in err
     assert 'kubectl create secret generic evals-api-keys --from-literal=MY_KEY="$MY_KEY"' in err
@@ -107,11 +105,11 @@ def test_dry_run_writes_one_valid_job_manifest_for_one_task(tmp_path: Path) -> N
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.usefixtures("images")
-def test_dry_run_writes_a_manifest_per_task_by_default_under_results(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dry_run_writes_a_manifest_per_task_by_default_under_results(evals: Evals, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    code, _, err = render(tmp_path, "--dry_run", "--gpus", "1", "--results_claim", "shared", tasks=("gsm8k", "mmlu"))
+    code, _, err = render(evals, tmp_path, "--dry_run", "--gpus", "1", "--results_claim", "shared",
+                          tasks=("gsm8k", "mmlu"))
     assert code == 0, err
     (directory,) = (tmp_path / "results").iterdir()
     assert directory.name.startswith("kubernetes-")
@@ -127,27 +125,26 @@ def test_dry_run_writes_a_manifest_per_task_by_default_under_results(tmp_path: P
     assert second.spec.template.spec.containers[0].args[2] == "mmlu"
 
 
-@pytest.mark.usefixtures("images")
-def test_manifests_to_stdout(tmp_path: Path) -> None:
-    code, out, err = render(tmp_path, "--dry_run", "--manifests", "-", tasks=("gsm8k", "mmlu"))
+def test_manifests_to_stdout(evals: Evals, tmp_path: Path) -> None:
+    code, out, err = render(evals, tmp_path, "--dry_run", "--manifests", "-", tasks=("gsm8k", "mmlu"))
     assert code == 0, err
     documents = [Job.model_validate(doc) for doc in yaml.safe_load_all(out)]
     assert [d.metadata.labels["evals.run.task"] for d in documents] == ["gsm8k", "mmlu"]
 
 
-@pytest.mark.usefixtures("images")
-def test_refused_without_dry_run_or_into_a_used_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_refused_without_dry_run_or_into_a_used_directory(evals: Evals, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     base = ["run", "--eval_type", "gsm8k", "--model_id", "m", "--model_url", URL, "--model_type", "chat",
             "--executor", "kubernetes"]
-    assert cli.main(base) == 2
+    assert evals.main(base) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "only renders" in err and "--dry_run" in err
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "old.yml").write_text("kind: Job\n")
-    assert cli.main([*base, "--dry_run", "--manifests", str(tmp_path / "used")]) == 2
+    assert evals.main([*base, "--dry_run", "--manifests", str(tmp_path / "used")]) == 2
     assert "not an empty directory" in capsys.readouterr().err
-    assert cli.main([*base, "--dry_run", "--partition", "gpu"]) == 2
+    assert evals.main([*base, "--dry_run", "--partition", "gpu"]) == 2
     assert "Slurm settings were given to a kubernetes run" in capsys.readouterr().err
-    assert cli.main(["run", "--eval_type", "gsm8k", "--model_id", "m", "--model_url", URL, "--dry_run",
+    assert evals.main(["run", "--eval_type", "gsm8k", "--model_id", "m", "--model_url", URL, "--dry_run",
                      "--manifests", str(tmp_path / "new")]) == 2
     assert "--executor kubernetes" in capsys.readouterr().err

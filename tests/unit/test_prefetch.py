@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.host import cli
 from orchestrator.host.backends.container import LaunchSpec, Output
 from orchestrator.host.data.prefetch import PrefetchItem, prefetch
 from orchestrator.host.data.prefetched import cluster_images, verify
 from orchestrator.schema.container import CACHE_DIR, SECRET_STDIN_VAR
 from orchestrator.schema.errors import HarnessError, InputError
 from tests.doubles.launcher import FakeLauncher
-from tests.unit.test_host_cli import IMAGES, evals, run_args, write_results
+from tests.doubles.services import fake_services
+from tests.unit.evals_app import Evals
+from tests.unit.test_host_cli import IMAGES, run_args, write_results
 
 
 def fill_cache(spec: LaunchSpec, output: Output) -> None:
@@ -104,12 +105,10 @@ def test_hub_token_is_forwarded_by_name_and_hf_endpoint_by_value(tmp_path: Path,
 
 
 def test_run_with_data_mounts_the_prefetched_cache_and_runs_offline(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = run_prefetch(tmp_path, "gsm8k", launcher=FakeLauncher(behaviour=fill_cache))
     launcher = FakeLauncher(behaviour=write_results)
-    monkeypatch.setattr(cli, "_images", lambda: IMAGES)
-    monkeypatch.setattr(cli, "_launcher", lambda: launcher)
-    monkeypatch.setattr(cli, "preflight", lambda url: None)
+    evals = Evals(fake_services(images=IMAGES, launcher=launcher))
     code, _, err = evals(*run_args(tmp_path / "out", "--data", str(target)))
     assert code == 0, err
     spec = launcher.launched[0]
@@ -117,17 +116,15 @@ def test_run_with_data_mounts_the_prefetched_cache_and_runs_offline(
     cache = next(m for m in spec.mounts if m.target == CACHE_DIR)
     assert cache.source == (target / "cache").resolve()
     args = [a if a != "gsm8k" else "mmlu" for a in run_args(tmp_path / "out2", "--data", str(target))]
-    assert cli.main(args) == 2
+    assert evals.main(args) == 2
     assert "holds no data for lm-eval.mmlu" in capsys.readouterr().err
     assert len(launcher.launched) == 1
 
 
 def test_run_uses_a_writable_cache_and_refuses_one_it_cannot_write(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     launcher = FakeLauncher(behaviour=write_results)
-    monkeypatch.setattr(cli, "_images", lambda: IMAGES)
-    monkeypatch.setattr(cli, "_launcher", lambda: launcher)
-    monkeypatch.setattr(cli, "preflight", lambda url: None)
+    evals = Evals(fake_services(images=IMAGES, launcher=launcher))
     code, _, err = evals(*run_args(tmp_path / "out", "--cache_dir", str(tmp_path / "c")))
     assert code == 0, err
     cache = next(m for m in launcher.launched[0].mounts if m.target == CACHE_DIR)
@@ -135,21 +132,22 @@ def test_run_uses_a_writable_cache_and_refuses_one_it_cannot_write(
     assert SECRET_STDIN_VAR not in launcher.launched[0].environment
     blocker = tmp_path / "file"
     blocker.write_text("")
-    assert cli.main(run_args(tmp_path / "out3", "--cache_dir", str(blocker / "sub"))) == 2
+    assert evals.main(run_args(tmp_path / "out3", "--cache_dir", str(blocker / "sub"))) == 2
     assert "is not writable" in capsys.readouterr().err
     assert len(launcher.launched) == 1
 
 
 def test_verify_cli_reports_and_refuses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = run_prefetch(tmp_path, "gsm8k", launcher=FakeLauncher(behaviour=fill_cache))
+    evals = Evals(fake_services(images=IMAGES))
     code, out, err = evals("prefetch", "--verify", str(target))
     assert code == 0, err
     assert "match the manifest" in out
     (target / "manifest.json").write_text("{not json")
-    assert cli.main(["prefetch", "--verify", str(target)]) == 2
+    assert evals.main(["prefetch", "--verify", str(target)]) == 2
     assert "manifest.json: not JSON" in capsys.readouterr().err
-    assert cli.main(["prefetch", "--verify", str(tmp_path / "nowhere")]) == 2
-    assert cli.main(["prefetch", "--eval_type", "gsm8k"]) == 2
+    assert evals.main(["prefetch", "--verify", str(tmp_path / "nowhere")]) == 2
+    assert evals.main(["prefetch", "--eval_type", "gsm8k"]) == 2
     assert "needs --eval_type TASK (repeatable) and --to DIR" in capsys.readouterr().err
 
 
@@ -227,6 +225,6 @@ def test_a_missing_or_failing_tool_leaves_nothing(tmp_path: Path, tools: Path, m
 def test_prefetch_cli_takes_image_formats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
-    monkeypatch.setattr(cli, "_images", lambda: IMAGES)
-    assert cli.main(["prefetch", "--eval_type", "gsm8k", "--to", str(tmp_path / "x"), "--image_format", "sif"]) == 2
+    evals = Evals(fake_services(images=IMAGES))
+    assert evals.main(["prefetch", "--eval_type", "gsm8k", "--to", str(tmp_path / "x"), "--image_format", "sif"]) == 2
     assert "Invalid value for '--image_format'" in capsys.readouterr().err

@@ -11,9 +11,8 @@ import pytest
 import yaml
 
 from orchestrator import __version__
-from orchestrator.host import cli
 from orchestrator.host.backends.container import LaunchSpec
-from orchestrator.host.backends.local.docker import provenance_environment
+from orchestrator.host.backends.local.docker import DockerImages, provenance_environment
 from orchestrator.host.plan import plan_container_run
 from orchestrator.host.records.results import read_results
 from orchestrator.runtime.run import dump_results
@@ -26,9 +25,11 @@ from orchestrator.schema.container import (
 )
 from orchestrator.schema.resolve import RunRequest
 from orchestrator.schema.results import ResultsFile
-from tests.doubles.engine import FakeEngine, FakeImage
+from tests.doubles.engine import FakeEngine, FakeImage, as_client
 from tests.doubles.launcher import FakeLauncher
-from tests.unit.test_host_cli import IMAGES, REPO, RESULTS, URL, evals, labels_for, write_results
+from tests.doubles.services import fake_services
+from tests.unit.evals_app import Evals
+from tests.unit.test_host_cli import IMAGES, REPO, RESULTS, URL, labels_for, write_results
 
 IMAGE_ID = "sha256:" + "ab" * 32
 REPO_DIGEST = "registry.example/evals/lm-eval@sha256:" + "cd" * 32
@@ -54,21 +55,23 @@ def recorded_results(tmp_path: Path, *, repo_digest: str | None = None) -> Path:
 
 @pytest.fixture
 def engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    """The lm-eval image, present here only by its id (its tag may since point elsewhere)."""
+    """The lm-eval image, present here only by its id (its tag may since point elsewhere); listing images (to pick
+    one by task) fails the test: --from must not."""
     fake = FakeEngine()
     fake.images.local[IMAGE_ID] = FakeImage(IMAGE_ID, labels_for("lm-eval", "0.4.13"))
-    monkeypatch.setattr(cli, "client", lambda: fake)
     monkeypatch.setenv("MY_KEY", "sk-unit-1")
     return fake
 
 
 @pytest.fixture
-def launcher(monkeypatch: pytest.MonkeyPatch) -> FakeLauncher:
-    fake = FakeLauncher(behaviour=write_results)
-    monkeypatch.setattr(cli, "_images", lambda: pytest.fail("--from must not pick an image by task"))
-    monkeypatch.setattr(cli, "_launcher", lambda: fake)
-    monkeypatch.setattr(cli, "preflight", lambda url: None)
-    return fake
+def launcher() -> FakeLauncher:
+    return FakeLauncher(behaviour=write_results)
+
+
+@pytest.fixture
+def evals(engine: FakeEngine, launcher: FakeLauncher) -> Evals:
+    """The CLI over the engine's images (the real catalog over the engine double) and the fake launcher."""
+    return Evals(fake_services(catalog=DockerImages(as_client(engine)), launcher=launcher))
 
 
 def rendered_config(dry_run_output: str) -> dict[str, object]:
@@ -78,8 +81,8 @@ def rendered_config(dry_run_output: str) -> dict[str, object]:
     return config
 
 
-def test_from_runs_the_recorded_config_in_the_image_pinned_by_id(engine: FakeEngine, launcher: FakeLauncher,
-                                                                 tmp_path: Path) -> None:
+def test_from_runs_the_recorded_config_in_the_image_pinned_by_id(evals: Evals, engine: FakeEngine,
+                                                                 launcher: FakeLauncher, tmp_path: Path) -> None:
     source = recorded_results(tmp_path)
     recorded = read_results(source)
     code, out, err = evals("run", "--from", str(source), "--output_dir", str(tmp_path / "again"), "--dry_run")
@@ -99,7 +102,8 @@ def test_from_runs_the_recorded_config_in_the_image_pinned_by_id(engine: FakeEng
     assert (tmp_path / "again" / "results.yml").is_file() and engine.images.pulled == []
 
 
-def test_from_pulls_the_image_by_its_registry_digest_when_it_is_not_here(engine: FakeEngine, launcher: FakeLauncher,
+def test_from_pulls_the_image_by_its_registry_digest_when_it_is_not_here(evals: Evals, engine: FakeEngine,
+                                                                         launcher: FakeLauncher,
                                                                          tmp_path: Path) -> None:
     source = recorded_results(tmp_path, repo_digest=REPO_DIGEST)
     engine.images.registry[REPO_DIGEST] = engine.images.local.pop(IMAGE_ID)
@@ -110,12 +114,12 @@ def test_from_pulls_the_image_by_its_registry_digest_when_it_is_not_here(engine:
 
 @pytest.mark.parametrize("repo_digest, remedy", [(None, "build evals/lm-eval:latest again"),
                                                  (REPO_DIGEST, f"docker pull {REPO_DIGEST}")])
-def test_from_refuses_when_the_image_is_not_available(repo_digest: str | None, remedy: str, *, engine: FakeEngine,
-                                                      launcher: FakeLauncher, tmp_path: Path,
+def test_from_refuses_when_the_image_is_not_available(repo_digest: str | None, remedy: str, *, evals: Evals,
+                                                      engine: FakeEngine, launcher: FakeLauncher, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     source = recorded_results(tmp_path, repo_digest=repo_digest)
     engine.images.local.clear()
-    assert cli.main(["run", "--from", str(source), "--output_dir", str(tmp_path / "again")]) == 2
+    assert evals.main(["run", "--from", str(source), "--output_dir", str(tmp_path / "again")]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
     assert f"image evals/lm-eval:latest ({IMAGE_ID}) is not available here" in err and remedy in err
@@ -124,21 +128,21 @@ def test_from_refuses_when_the_image_is_not_available(repo_digest: str | None, r
 
 @pytest.mark.parametrize("flag", [["--eval_type", "mmlu"], ["--model_id", "other"], ["--overrides", "a.b=1"],
                                   ["--image", "evals/lm-eval:0.1"], ["--offline"]])
-def test_from_refuses_flags_that_would_change_the_evaluation(flag: list[str], engine: FakeEngine,
+def test_from_refuses_flags_that_would_change_the_evaluation(flag: list[str], evals: Evals,
                                                              launcher: FakeLauncher, tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     source = recorded_results(tmp_path)
-    assert cli.main(["run", "--from", str(source), *flag]) == 2
+    assert evals.main(["run", "--from", str(source), *flag]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and f"{flag[0]} cannot change it" in err
     assert launcher.launched == []
 
 
-def test_from_an_old_results_file_says_what_it_lacks(engine: FakeEngine, launcher: FakeLauncher,
+def test_from_an_old_results_file_says_what_it_lacks(evals: Evals, launcher: FakeLauncher,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     old = read_results(RESULTS)  # written before the image's id was recorded: it still loads
     assert old.provenance.image is None and old.provenance.image_digest is None and old.provenance.host_version is None
-    assert cli.main(["run", "--from", str(RESULTS)]) == 2
+    assert evals.main(["run", "--from", str(RESULTS)]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
     assert "records no provenance.image or provenance.image_digest" in err and launcher.launched == []
@@ -170,10 +174,10 @@ def test_the_runtime_records_what_the_launcher_told_it(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("runtime", ["docker", "enroot", "apptainer"])
 def test_from_on_slurm_pins_the_id_with_docker_and_refuses_runtimes_that_import_by_name(
-        runtime: str, engine: FakeEngine, launcher: FakeLauncher, tmp_path: Path,
+        runtime: str, evals: Evals, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     source = recorded_results(tmp_path)
-    code = cli.main(["run", "--from", str(source), "--executor", "slurm", "--container_runtime", runtime,
+    code = evals.main(["run", "--from", str(source), "--executor", "slurm", "--container_runtime", runtime,
                      "--output_root", str(tmp_path / "shared"), "--dry_run"])
     out, err = capsys.readouterr()
     if runtime == "docker":

@@ -1,5 +1,5 @@
-"""`evals run|status|logs|cancel|resubmit|runs` through the CLI: local runs with a fake launcher, Slurm
-runs with a fake sbatch/scontrol. Each command runs as a new invocation reading the record from disk."""
+"""`evals run|status|logs|cancel|resubmit|runs` through the CLI built with test doubles: local runs with a fake
+launcher, Slurm runs with a fake sbatch/scontrol. Each command runs as a new invocation reading the record from disk."""
 
 from __future__ import annotations
 
@@ -8,36 +8,20 @@ import os
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from orchestrator.host import cli
 from orchestrator.host.backends.container import LaunchSpec, Output
-from orchestrator.host.backends.local.executor import LocalExecutor
-from orchestrator.host.backends.slurm.commands import SlurmCli
-from orchestrator.host.backends.slurm.executor import SlurmExecutor
 from orchestrator.host.data.prefetch import PrefetchItem, prefetch
 from orchestrator.host.records import store
 from orchestrator.schema.container import RESULTS_DIR
+from tests.doubles.containers import FakeContainers
 from tests.doubles.launcher import FakeLauncher
+from tests.doubles.services import fake_services
 from tests.doubles.slurm import FakeSlurm
+from tests.unit.evals_app import Evals
 from tests.unit.test_host_cli import IMAGES, RESULTS, URL
 from tests.unit.test_prefetch import fill_cache, save_double
 
 RUN = ["run", "--model_id", "m", "--model_url", URL, "--model_type", "completions"]
-
-
-class Containers:
-    def __init__(self) -> None:
-        self.stopped: list[str] = []
-        self.removed: list[str] = []
-
-    def stop(self, label: str) -> list[str]:
-        self.stopped.append(label)
-        return []
-
-    def remove(self, label: str) -> list[str]:
-        self.removed.append(label)
-        return []
 
 
 def write_results(spec: LaunchSpec, output: Output) -> None:
@@ -57,27 +41,13 @@ def slurm() -> FakeSlurm:
 
 
 @pytest.fixture
-def containers() -> Containers:
-    return Containers()
+def containers() -> FakeContainers:
+    return FakeContainers()
 
 
-@pytest.fixture(autouse=True)
-def fakes(monkeypatch: pytest.MonkeyPatch, launcher: FakeLauncher, slurm: FakeSlurm, containers: Containers) -> None:
-    monkeypatch.setattr(cli, "_images", lambda: IMAGES)
-    monkeypatch.setattr(cli, "_image", lambda harness, image: IMAGES[0])
-    monkeypatch.setattr(cli, "preflight", lambda url: None)
-
-    def executor(kind: str) -> LocalExecutor | SlurmExecutor:
-        if kind == "slurm":
-            return SlurmExecutor(SlurmCli(slurm), lambda: containers)
-        return LocalExecutor(launcher, containers, cancel_wait=0.5)
-
-    monkeypatch.setattr(cli, "_executor", executor)
-
-
-def evals(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli.app, list(args))
-    return result.exit_code, result.stdout, result.stderr
+@pytest.fixture
+def evals(launcher: FakeLauncher, slurm: FakeSlurm, containers: FakeContainers) -> Evals:
+    return Evals(fake_services(images=IMAGES, launcher=launcher, slurm=slurm, containers=containers))
 
 
 def only_run() -> str:
@@ -86,7 +56,7 @@ def only_run() -> str:
     return ids[0]
 
 
-def test_local_run_of_several_tasks_runs_them_in_order_and_records_them(launcher: FakeLauncher,
+def test_local_run_of_several_tasks_runs_them_in_order_and_records_them(evals: Evals, launcher: FakeLauncher,
                                                                         tmp_path: Path) -> None:
     code, out, err = evals(*RUN, "--eval_type", "gsm8k", "--eval_type", "humaneval", "--output_dir",
                            str(tmp_path / "out"))
@@ -102,7 +72,7 @@ def test_local_run_of_several_tasks_runs_them_in_order_and_records_them(launcher
     assert "exact_match__strict-match" in out and "succeeded" in out
 
 
-def test_status_logs_and_runs_from_a_new_invocation(tmp_path: Path) -> None:
+def test_status_logs_and_runs_from_a_new_invocation(evals: Evals, tmp_path: Path) -> None:
     assert evals(*RUN, "--eval_type", "gsm8k", "--output_dir", str(tmp_path / "o"))[0] == 0
     run_id = only_run()
     code, out, _ = evals("status", run_id)
@@ -115,32 +85,33 @@ def test_status_logs_and_runs_from_a_new_invocation(tmp_path: Path) -> None:
     assert run_id in out and "gsm8k: succeeded" in out
 
 
-def test_unknown_run_id_is_bad_input_with_close_matches(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_run_id_is_bad_input_with_close_matches(evals: Evals, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
     assert evals(*RUN, "--eval_type", "gsm8k", "--output_dir", str(tmp_path / "o"))[0] == 0
     run_id = only_run()
-    assert cli.main(["status", run_id[:-1] + "x"]) == 2
+    assert evals.main(["status", run_id[:-1] + "x"]) == 2
     assert f"did you mean {run_id}" in capsys.readouterr().err
 
 
-def test_failed_local_task_keeps_its_exit_code_and_can_be_resumed(launcher: FakeLauncher, tmp_path: Path,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_failed_local_task_keeps_its_exit_code_and_can_be_resumed(evals: Evals, launcher: FakeLauncher, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     launcher.exit_code, launcher.behaviour = 3, None
-    assert cli.main([*RUN, "--eval_type", "gsm8k", "--output_dir", str(tmp_path / "o")]) == 3
+    assert evals.main([*RUN, "--eval_type", "gsm8k", "--output_dir", str(tmp_path / "o")]) == 3
     assert "evals resubmit" in capsys.readouterr().err
     run_id = only_run()
     assert store.load(run_id).tasks[0].state == "failed"
     launcher.exit_code, launcher.behaviour = 0, write_results
-    assert cli.main(["run", "--resume", run_id, "--dry_run"]) == 2  # a dry run must not start anything
+    assert evals.main(["run", "--resume", run_id, "--dry_run"]) == 2  # a dry run must not start anything
     assert "--resume does not take --dry_run" in capsys.readouterr().err and len(launcher.launched) == 1
-    assert cli.main(["resubmit", run_id]) == 0
+    assert evals.main(["resubmit", run_id]) == 0
     record = store.load(run_id)
     assert record.tasks[0].state == "succeeded" and record.tasks[0].attempts == 2
     assert launcher.launched[0].args == launcher.launched[1].args
-    assert cli.main(["run", "--resume", run_id]) == 2  # nothing left to resume
+    assert evals.main(["run", "--resume", run_id]) == 2  # nothing left to resume
     assert "every task succeeded" in capsys.readouterr().err
 
 
-def test_cancel_of_a_local_run_whose_process_is_gone(containers: Containers, tmp_path: Path) -> None:
+def test_cancel_of_a_local_run_whose_process_is_gone(evals: Evals, containers: FakeContainers, tmp_path: Path) -> None:
     assert evals(*RUN, "--eval_type", "gsm8k", "--output_dir", str(tmp_path / "o"))[0] == 0
     run_id = only_run()
     record = store.load(run_id)
@@ -155,7 +126,8 @@ def test_cancel_of_a_local_run_whose_process_is_gone(containers: Containers, tmp
     assert containers.stopped == [f"evals.run.id={run_id}"] and containers.removed == [f"evals.run.id={run_id}"]
 
 
-def test_cancel_marker_stops_a_local_run_before_its_next_task(launcher: FakeLauncher, tmp_path: Path) -> None:
+def test_cancel_marker_stops_a_local_run_before_its_next_task(evals: Evals, launcher: FakeLauncher,
+                                                              tmp_path: Path) -> None:
     def cancel_during_first(spec: LaunchSpec, output: Output) -> None:
         store.request_cancel(spec.labels["evals.run.id"])
 
@@ -166,7 +138,7 @@ def test_cancel_marker_stops_a_local_run_before_its_next_task(launcher: FakeLaun
     assert [t.state for t in store.load(only_run()).tasks] == ["cancelled", "cancelled"]
 
 
-def test_slurm_run_submits_and_status_follows_the_scheduler(slurm: FakeSlurm, tmp_path: Path,
+def test_slurm_run_submits_and_status_follows_the_scheduler(evals: Evals, slurm: FakeSlurm, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MY_KEY", "sk-unit-999")
     code, out, err = evals(*RUN, "--executor", "slurm", "--eval_type", "gsm8k", "--eval_type", "humaneval",
@@ -190,7 +162,7 @@ def test_slurm_run_submits_and_status_follows_the_scheduler(slurm: FakeSlurm, tm
     assert "succeeded" in out and "running" in out and "0.7000" in out
 
 
-def test_slurm_failure_shows_the_log_tail(slurm: FakeSlurm, tmp_path: Path) -> None:
+def test_slurm_failure_shows_the_log_tail(evals: Evals, slurm: FakeSlurm, tmp_path: Path) -> None:
     assert evals(*RUN, "--executor", "slurm", "--eval_type", "gsm8k", "--output_root", str(tmp_path))[0] == 0
     record = store.load(only_run())
     Path(record.tasks[0].log).write_text("".join(f"line {i}\n" for i in range(40)) + "ValueError: no such task\n")
@@ -199,7 +171,8 @@ def test_slurm_failure_shows_the_log_tail(slurm: FakeSlurm, tmp_path: Path) -> N
     assert "failed" in out and "ValueError: no such task" in err and "line 39" in err and "line 5\n" not in err
 
 
-def test_slurm_dry_run_shows_the_batch_script_and_writes_nothing(slurm: FakeSlurm, tmp_path: Path) -> None:
+def test_slurm_dry_run_shows_the_batch_script_and_writes_nothing(evals: Evals, slurm: FakeSlurm,
+                                                                  tmp_path: Path) -> None:
     code, out, _ = evals(*RUN, "--executor", "slurm", "--eval_type", "gsm8k", "--output_root", str(tmp_path),
                          "--container_runtime", "apptainer", "--dry_run")
     assert code == 0 and "Batch script (sbatch --parsable):" in out and "apptainer exec --cleanenv" in out
@@ -212,24 +185,24 @@ def test_slurm_dry_run_shows_the_batch_script_and_writes_nothing(slurm: FakeSlur
     (["--executor", "slurm", "--time", "1h"], "--time:"),
     (["--executor", "slurm", "--eval_type", "gsm8k"], "task lm-eval.gsm8k is given twice"),
 ])
-def test_bad_run_input_is_one_line_exit_2(args: list[str], needle: str, slurm: FakeSlurm,
+def test_bad_run_input_is_one_line_exit_2(args: list[str], needle: str, evals: Evals, slurm: FakeSlurm,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main([*RUN, "--eval_type", "gsm8k", *args]) == 2
+    assert evals.main([*RUN, "--eval_type", "gsm8k", *args]) == 2
     err = capsys.readouterr().err
     assert needle in err and len(err.strip().splitlines()) == 1
     assert store.run_ids() == [] and not any(call[0] == "sbatch" for call in slurm.calls)
 
 
-def test_slurm_down_is_refused_with_make_slurm(slurm: FakeSlurm, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_slurm_down_is_refused_with_make_slurm(evals: Evals, slurm: FakeSlurm, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     slurm.up = False
-    assert cli.main([*RUN, "--executor", "slurm", "--eval_type", "gsm8k", "--output_root", str(tmp_path)]) == 2
+    assert evals.main([*RUN, "--executor", "slurm", "--eval_type", "gsm8k", "--output_root", str(tmp_path)]) == 2
     assert "make slurm" in capsys.readouterr().err
     assert store.run_ids() == [] and list(tmp_path.iterdir()) == []
 
 
-def test_slurm_run_from_a_prefetched_directory_uses_its_cluster_image(slurm: FakeSlurm, tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_slurm_run_from_a_prefetched_directory_uses_its_cluster_image(evals: Evals, slurm: FakeSlurm, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """`evals run --executor slurm --data DIR` with enroot: the job starts the directory's .sqsh, not dockerd://."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

@@ -1,4 +1,4 @@
-"""Printing a log file as it grows (`evals logs --follow`)."""
+"""Printing a log file as it grows (`evals logs --follow`), and a task's log until the task ends."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from orchestrator.host.backends.executor import Executor
+from orchestrator.host.records import store
 from orchestrator.schema.errors import InputError
+from orchestrator.schema.record import FINAL_STATES, RunRecord
 
 
 def follow(path: Path, *, write: Callable[[bytes], None], finished: Callable[[], bool],
@@ -34,3 +37,18 @@ def follow(path: Path, *, write: Callable[[bytes], None], finished: Callable[[],
         if done:
             return position
         time.sleep(interval)
+
+
+def follow_task(record: RunRecord, index: int, executor: Executor, *, write: Callable[[bytes], None],
+                until_done: bool) -> RunRecord:
+    """Write task ``index``'s log; with ``until_done``, as it grows, until the record (refreshed by ``executor``) says
+    the task ended. Returns the record as last read."""
+    def ended() -> bool:
+        nonlocal record
+        if not until_done:
+            return True
+        record = executor.refresh(store.load(record.id))
+        return record.tasks[index].state in FINAL_STATES
+
+    follow(Path(record.tasks[index].log), write=write, finished=ended)
+    return record

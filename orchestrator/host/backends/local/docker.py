@@ -1,8 +1,9 @@
-"""The Docker launcher: the only module that imports the docker SDK.
+"""The Docker launcher and the engine's harness images: the only module that imports the docker SDK.
 
 Containers are created labelled, started, their logs streamed, waited on and removed in
 ``finally`` (Ctrl-C included). A secret is written to the container's stdin, so its value
-is in no file, no command line and not in ``docker inspect``.
+is in no file, no command line and not in ``docker inspect``. :class:`DockerImages` is the
+image catalog (:class:`~orchestrator.host.catalog.ImageCatalog`) read from the engine's labels.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import os
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import docker
@@ -20,11 +22,13 @@ from docker.models.images import Image
 
 from orchestrator import __version__
 from orchestrator.host.backends.container import LaunchSpec, Output
+from orchestrator.host.catalog import HarnessImage, from_labels, harness_images
 from orchestrator.schema.container import (
     HOST_VERSION_VAR,
     IMAGE_DIGEST_VAR,
     IMAGE_REPO_DIGEST_VAR,
     IMAGE_VAR,
+    LABEL_HARNESS,
     SECRET_STDIN_VAR,
 )
 from orchestrator.schema.errors import EvalsError, InputError
@@ -208,3 +212,38 @@ def save_image(engine: docker.DockerClient, image: str, path: Path) -> str:
         for chunk in found.save(named=image):
             handle.write(chunk)
     return str(found.id)
+
+
+class DockerImages:
+    """The harness images on a Docker engine: the catalog `evals` reads (connected on first use)."""
+
+    def __init__(self, engine: docker.DockerClient | None = None) -> None:
+        self._engine = engine
+
+    @property
+    def engine(self) -> docker.DockerClient:
+        """The engine, connected on first use."""
+        if self._engine is None:
+            self._engine = client()
+        return self._engine
+
+    def images(self) -> list[HarnessImage]:
+        """Every local image with a harness label, one per harness."""
+        return harness_images(labelled_images(self.engine, LABEL_HARNESS))
+
+    def image(self, name: str) -> HarnessImage:
+        """The local image ``name``; one that is not built is bad input."""
+        return from_labels(name, image_labels(self.engine, name))
+
+    def pinned(self, *, name: str, image_id: str, repo_digest: str | None) -> HarnessImage:
+        """The image with content id ``image_id`` (see :func:`pinned_image`), pinned to that id."""
+        labels = pinned_image(self.engine, name=name, image_id=image_id, repo_digest=repo_digest)
+        return replace(from_labels(name, labels), digest=image_id)
+
+    def save(self, name: str, path: Path) -> str:
+        """``docker save`` the image into ``path``; returns its id."""
+        return save_image(self.engine, name, path)
+
+    def image_id(self, name: str) -> str:
+        """The id (sha256:...) of a local image."""
+        return image_id(self.engine, name)

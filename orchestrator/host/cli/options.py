@@ -1,0 +1,14 @@
+"""The options and arguments several commands share, with one help text each."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+EvalTypes = Annotated[list[str] | None, typer.Option("--eval_type", "--eval-type",
+                                                     help="TASK or HARNESS.TASK; repeat for several tasks")]
+Overrides = Annotated[str | None, typer.Option("--overrides", help="'a.b=c,d.e=f' (YAML values)")]
+Harness = Annotated[str | None, typer.Option("--harness", help="lm-eval or vlmevalkit")]
+RunId = Annotated[str, typer.Argument(help="run id")]
+LatestRunId = Annotated[str | None, typer.Argument(help="run id (default: the latest run)")]

@@ -1,0 +1,23 @@
+"""Test double: container control by label that records what it was asked to stop and remove."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FakeContainers:
+    """Stops and removes containers by label; there are none, so each call records its label and names none."""
+
+    stopped: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    def stop(self, label: str) -> list[str]:
+        """Record ``label``."""
+        self.stopped.append(label)
+        return []
+
+    def remove(self, label: str) -> list[str]:
+        """Record ``label``."""
+        self.removed.append(label)
+        return []
