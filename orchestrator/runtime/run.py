@@ -1,4 +1,4 @@
-"""run_eval: merge -> validate -> render -> run -> parse -> write results.yml."""
+"""run_eval: merge -> validate -> render -> run -> parse -> write samples.jsonl and results.yml -> check errors."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from orchestrator.runtime.proxy.adjust import MASKED_VARS
 from orchestrator.runtime.proxy.upstream_proxy import proxy_for_url
 from orchestrator.runtime.render import render_command
 from orchestrator.runtime.retries import auxiliary_clients, client_settings, proxy_policy
+from orchestrator.runtime.samples import check_errors, collect_samples, with_sample_stats, write_samples
 from orchestrator.schema.auxiliary import proxied_endpoints
 from orchestrator.schema.config import Evaluation
 from orchestrator.schema.container import (
@@ -37,6 +38,7 @@ from orchestrator.schema.framework import FrameworkDefinition
 from orchestrator.schema.loading import dump_yaml, load_model
 from orchestrator.schema.resolve import RunRequest, resolve_run
 from orchestrator.schema.results import Provenance, ResultsFile
+from orchestrator.schema.samples import SAMPLES_FILE
 from orchestrator.schema.sanity import KeyVariable, run_keys, unset_key
 
 
@@ -169,7 +171,8 @@ def dump_results(document: ResultsFile) -> str:
 
 
 def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
-    """Run the plan: returns the results written to results.yml, or raises HarnessError."""
+    """Run the plan: returns the results written to results.yml, or raises HarnessError (the harness failed),
+    ResultsParseError (its output cannot be read) or, after writing both files, SampleErrorLimitError."""
     evaluation = plan.evaluation
     key_vars = run_keys(evaluation)
     keys = _key_values(key_vars)
@@ -206,11 +209,15 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
         raise HarnessError(f"{evaluation.framework_name} exited with code {code}", exit_code=code,
                            hint=f"see {output_dir / 'logs' / 'harness.log'}")
     results = get_parser(evaluation.framework_name)(output_dir)
+    records = collect_samples(evaluation.framework_name, output_dir)
+    results = with_sample_stats(results, records)
     document = ResultsFile(
         framework_name=evaluation.framework_name, pkg_name=evaluation.pkg_name, command=command,
         config=evaluation.config, target=evaluation.target, results=results, provenance=provenance, usage=usage,
         usage_by_role=usage_by_role,
     )
+    write_samples(output_dir, records)
     write_atomic(output_dir / "results.yml", dump_results(document))
     print(f"Results written to {output_dir / 'results.yml'}", file=sys.stderr)
+    check_errors(records, max_fraction=evaluation.config.params.max_error_fraction, path=output_dir / SAMPLES_FILE)
     return document

@@ -64,6 +64,16 @@ class ResultsParseError(EvalsError):
     exit_code = 1
 
 
+class SampleErrorLimitError(EvalsError):
+    """More of a task's samples ended in an error than ``config.params.max_error_fraction`` allows.
+
+    Raised after results.yml and samples.jsonl were written, so the run's results and its failed samples are
+    there to look at; exit code 1, as a failed harness.
+    """
+
+    exit_code = 1
+
+
 class DataError(InputError):
     """A task's data cannot be had (not in the cache when offline, gated without a token, not found).
 

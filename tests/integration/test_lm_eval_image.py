@@ -10,8 +10,10 @@ import docker
 import pytest
 import yaml
 
+from orchestrator.runtime.intervals import clopper_pearson
 from orchestrator.schema.container import RESULTS_DIR
-from orchestrator.schema.results import ResultsFile
+from orchestrator.schema.results import ResultsFile, Score
+from orchestrator.schema.samples import SAMPLES_FILE, SampleRecord
 from tests.endpoint.server import EndpointServer
 from tests.integration.conftest import DATA
 from tests.integration.expected import arc_scores, gsm8k_flexible, mmlu_acc
@@ -28,6 +30,25 @@ def results_of(output_dir: Path) -> ResultsFile:
 
 def score(results: ResultsFile, task: str, metric: str) -> float:
     return results.results.tasks[task].metrics[metric].scores[metric].value
+
+
+def samples_of(output_dir: Path) -> list[SampleRecord]:
+    return [SampleRecord.model_validate_json(line) for line in (output_dir / SAMPLES_FILE).read_text().splitlines()]
+
+
+def counts(results: ResultsFile, task: str) -> dict[str, int]:
+    samples = results.results.tasks[task].samples
+    assert samples is not None
+    return samples.model_dump()
+
+
+def assert_binomial_ci(results: ResultsFile, task: str, metric: str) -> None:
+    """The score has the exact binomial interval of its samples' 0/1 scores."""
+    found: Score = results.results.tasks[task].metrics[metric].scores[metric]
+    assert found.stats.ci95 is not None and found.stats.ci95.method == "exact_binomial"
+    assert found.stats.count is not None
+    hits = round(found.value * found.stats.count)
+    assert (found.stats.ci95.lower, found.stats.ci95.upper) == pytest.approx(clopper_pearson(hits, found.stats.count))
 
 
 def eval_args(task: str, endpoint: EndpointServer, model_type: str, overrides: str) -> list[str]:
@@ -76,6 +97,17 @@ def test_gsm8k_chat_scores_requests_sampling_and_auth(lm_eval_image: str, endpoi
     assert score(results, "gsm8k_sample", "exact_match__flexible-extract") == pytest.approx(gsm8k_flexible(limit))
     assert score(results, "gsm8k_sample", "exact_match__strict-match") == 0.0
     assert results.provenance.harness_version == "0.4.13"
+    # One sample record per question: the chat messages sent, the endpoint's answer, both filters' scores.
+    records = samples_of(tmp_path)
+    assert [(r.task, r.sample_id.split("#")[0], r.repeat, r.status) for r in records] == [
+        ("gsm8k_sample", str(i), 0, "scored") for i in range(limit)]
+    assert all(isinstance(r.input, list) and r.input[-1].role == "user" for r in records)
+    assert all(r.prediction is not None and r.prediction.startswith("The answer is ") for r in records)
+    assert sum(r.scores["exact_match__flexible-extract"] for r in records) / limit == pytest.approx(
+        gsm8k_flexible(limit))
+    assert counts(results, "gsm8k_sample") == {"scored": limit, "unscored": 0, "error": 0}
+    assert_binomial_ci(results, "gsm8k_sample", "exact_match__flexible-extract")
+    assert_binomial_ci(results, "gsm8k_sample", "exact_match__strict-match")
     # Every request went through the adapter proxy, which accounted for it.
     assert results.usage is not None
     assert (results.usage.requests, results.usage.cache_hits, results.usage.failed_requests) == (limit, 0, 0)
@@ -109,6 +141,30 @@ def test_arc_challenge_loglikelihood_through_completions(lm_eval_image: str, end
     assert score(results, "arc_challenge_sample", "acc") == pytest.approx(acc)
     assert score(results, "arc_challenge_sample", "acc_norm") == pytest.approx(acc_norm)
     assert len(inference(endpoint)) == 4 * limit
+    # One record per question (not per choice); the prediction is the most likely choice's text.
+    records = samples_of(tmp_path)
+    assert len(records) == limit and {r.status for r in records} == {"scored"}
+    assert sum(r.scores["acc"] for r in records) / limit == pytest.approx(acc)
+    assert all(isinstance(r.input, str) and r.prediction for r in records)
+    assert counts(results, "arc_challenge_sample") == {"scored": limit, "unscored": 0, "error": 0}
+    assert_binomial_ci(results, "arc_challenge_sample", "acc")
+    assert_binomial_ci(results, "arc_challenge_sample", "acc_norm")
+
+
+def test_no_extracted_answer_is_an_unscored_sample(lm_eval_image: str, endpoint: EndpointServer,
+                                                   tmp_path: Path) -> None:
+    # 3 tokens (bytes) of "The answer is N.": "The", no number for either filter to extract.
+    limit = 3
+    overrides = f"config.params.limit_samples={limit},config.params.max_new_tokens=3"
+    finished = run_image(lm_eval_image, eval_args("lm-eval.gsm8k_sample", endpoint, "chat", overrides),
+                         output_dir=tmp_path, data_dir=DATA)
+    assert finished.exit_code == 0, finished.logs
+    records = samples_of(tmp_path)
+    assert [(r.status, r.prediction) for r in records] == [("unscored", "The")] * limit
+    assert all(r.error and "[invalid]" in r.error for r in records)
+    results = results_of(tmp_path)
+    assert counts(results, "gsm8k_sample") == {"scored": 0, "unscored": limit, "error": 0}
+    assert_binomial_ci(results, "gsm8k_sample", "exact_match__flexible-extract")
 
 
 def test_humaneval_runs_offline_on_shipped_data(lm_eval_image: str, endpoint: EndpointServer, tmp_path: Path) -> None:
@@ -122,6 +178,10 @@ def test_humaneval_runs_offline_on_shipped_data(lm_eval_image: str, endpoint: En
     assert value.value == 0.0
     assert value.stats.count == 2
     assert len(inference(endpoint)) == 2
+    records = samples_of(tmp_path)
+    assert [(r.status, r.prediction) for r in records] == [("scored", "This is a deterministic test response.")] * 2
+    assert counts(results, "humaneval_offline") == {"scored": 2, "unscored": 0, "error": 0}
+    assert_binomial_ci(results, "humaneval_offline", "pass@1__create_test")
 
 
 def test_bad_input_in_container_is_exit_2(lm_eval_image: str, tmp_path: Path) -> None:
@@ -138,11 +198,18 @@ def test_ifbench_runs_offline_through_chat(lm_eval_image: str, endpoint: Endpoin
     finished = run_image(lm_eval_image, [*eval_args("ifbench", endpoint, "chat", "config.params.limit_samples=2"),
                                          "--offline"], output_dir=tmp_path)
     assert finished.exit_code == 0, finished.logs
-    metrics = results_of(tmp_path).results.tasks["ifbench"].metrics
+    results = results_of(tmp_path)
+    metrics = results.results.tasks["ifbench"].metrics
     strict = metrics["prompt_level_strict_acc"].scores["prompt_level_strict_acc"]
     # The endpoint's one fixed sentence follows none of these instructions.
     assert strict.value == 0.0 and strict.stats.count == 2
     assert len(inference(endpoint)) == 2
+    records = samples_of(tmp_path)
+    assert len(records) == 2 and {r.status for r in records} == {"scored"}
+    assert counts(results, "ifbench") == {"scored": 2, "unscored": 0, "error": 0}
+    assert_binomial_ci(results, "ifbench", "prompt_level_loose_acc")
+    # Instruction-level accuracy is a mean over instructions, not samples: no per-sample score, no interval.
+    assert metrics["inst_level_strict_acc"].scores["inst_level_strict_acc"].stats.ci95 is None
 
 
 def test_mmlu_format_sample_with_fewshot(lm_eval_image: str, endpoint: EndpointServer, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Result parsers: an explicit registry, harness name -> ``parse(output_dir) -> EvaluationResult``.
+"""Result parsers: explicit registries, harness name -> ``parse(output_dir) -> EvaluationResult`` and harness name ->
+``parse_samples(output_dir) -> list[SampleRecord]`` (the lines of samples.jsonl).
 
 A parser reads the harness's own output files; it never imports the harness.
 """
@@ -11,10 +12,14 @@ from pathlib import Path
 
 from orchestrator.schema.errors import ResultsParseError
 from orchestrator.schema.results import EvaluationResult
+from orchestrator.schema.samples import SampleRecord
 
-from . import lm_eval, vlmevalkit
+from . import lm_eval, lm_eval_samples, vlmevalkit
 
 Parser = Callable[[Path], EvaluationResult]
+SampleParser = Callable[[Path], list[SampleRecord]]
+"""Reads the harness's per-sample output below the output dir; [] when it wrote none; raises ResultsParseError on a
+file it cannot read."""
 
 PARSERS: dict[str, Parser] = {
     "lm-eval": lm_eval.parse,
@@ -33,3 +38,13 @@ def get_parser(harness: str) -> Parser:
             f"no results parser for harness {harness!r}",
             hint=f"{hint}registered: {', '.join(sorted(PARSERS))} (orchestrator/runtime/parsers/__init__.py)",
         ) from None
+
+
+SAMPLE_PARSERS: dict[str, SampleParser] = {
+    "lm-eval": lm_eval_samples.parse_samples,
+}
+
+
+def get_sample_parser(harness: str) -> SampleParser | None:
+    """The per-sample parser registered for ``harness``; None for a harness without one (it writes no samples.jsonl)."""
+    return SAMPLE_PARSERS.get(harness)

@@ -30,8 +30,8 @@ _LAYOUT = "<output_path>/<model>/results_<timestamp>.json"
 
 def parse(output_dir: Path) -> EvaluationResult:
     """Parse the newest lm-eval results file below ``output_dir`` (the run's ``--output_path``)."""
-    path = _newest(_results_files(output_dir), output_dir)
-    data = _load(path)
+    path = newest_results_file(output_dir)
+    data = load_results(path)
     results = _section(data, "results", path, required=True)
     if not results:
         raise ResultsParseError(
@@ -53,6 +53,17 @@ def parse(output_dir: Path) -> EvaluationResult:
 
 
 # ---- finding and reading the results file ------------------------------------------------------
+
+
+def newest_results_file(output_dir: Path) -> Path:
+    """The results file of the newest run below ``output_dir``: the one :func:`parse` reads."""
+    return _newest(_results_files(output_dir), output_dir)
+
+
+def run_timestamp(path: Path) -> str | None:
+    """The timestamp lm-eval put in a results file's name; the run's samples files carry the same one."""
+    match = _TIMESTAMP.search(path.name)
+    return match.group(1) if match else None
 
 
 def _results_files(output_dir: Path) -> list[Path]:
@@ -87,7 +98,8 @@ def _written_at(path: Path) -> datetime:
     return datetime.fromtimestamp(path.stat().st_mtime)
 
 
-def _load(path: Path) -> Entry:
+def load_results(path: Path) -> Entry:
+    """A results file's JSON object; an unreadable file is a :class:`ResultsParseError`."""
     try:
         data: object = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as err:  # ValueError: JSON, UTF-8, an integer too long
