@@ -104,7 +104,7 @@ class SampleRecord(_Strict):
 
 
 def dump_line(record: SampleRecord) -> str:
-    """One samples.jsonl line (with its newline), fields in model order, nulls and empty lists kept out."""
+    """One samples.jsonl line (with its newline), fields in model order, null fields left out."""
     return canonical_line(record.model_dump(mode="json", exclude_defaults=False, exclude_none=True)) + "\n"
 
 
