@@ -1,4 +1,5 @@
-"""Result parsers: an explicit registry, harness name -> ``parse(output_dir) -> EvaluationResult``.
+"""Result parsers: explicit registries, harness name -> ``parse(output_dir) -> EvaluationResult`` and
+``samples(output_dir) -> list[SampleRecord]`` (the per-sample records of samples.jsonl).
 
 A parser reads the harness's own output files; it never imports the harness.
 """
@@ -11,14 +12,22 @@ from pathlib import Path
 
 from orchestrator.schema.errors import ResultsParseError
 from orchestrator.schema.results import EvaluationResult
+from orchestrator.schema.samples import SampleRecord
 
-from . import lm_eval, vlmevalkit
+from . import lm_eval, vlmevalkit, vlmevalkit_samples
 
 Parser = Callable[[Path], EvaluationResult]
 
 PARSERS: dict[str, Parser] = {
     "lm-eval": lm_eval.parse,
     "vlmevalkit": vlmevalkit.parse,
+}
+
+SampleParser = Callable[[Path], list[SampleRecord]]
+"""Reads the harness's per-sample output below the output dir; raises ResultsParseError on a file it cannot read."""
+
+SAMPLE_PARSERS: dict[str, SampleParser] = {
+    "vlmevalkit": vlmevalkit_samples.samples,
 }
 
 
