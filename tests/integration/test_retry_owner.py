@@ -2,10 +2,10 @@
 attempts at the endpoint, whichever harness asks, and the harness sees one failure.
 
 The real images run against the fault-injecting endpoint (tests/faults), which answers one chosen request with a
-500 every time (``500*`` limited by ``match``) and counts every attempt of every request. There is no
-samples.jsonl yet, so the failure is pinned where each harness records it: lm-eval raises and the run stops
-(exit code 1, no results.yml); VLMEvalKit records its failure message as that sample's prediction and scores on.
-The proxy's own record (logs/proxy_requests.jsonl) shows the harness asked once.
+500 every time (``500*`` limited by ``match``) and counts every attempt of every request. The failure is pinned
+where each harness records it: lm-eval raises and the run stops (exit code 1, no results.yml); VLMEvalKit records
+its failure message as that sample's prediction and scores on, and its per-sample records (the vlmevalkit sample
+parser) call that sample an error. The proxy's own record (logs/proxy_requests.jsonl) shows the harness asked once.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import docker
 import pytest
 import yaml
 
+from orchestrator.runtime.parsers.vlmevalkit_samples import samples
 from orchestrator.schema.container import RESULTS_DIR
 from orchestrator.schema.results import ResultsFile
 from tests.faults.server import FaultRecord, serve_faulty
@@ -116,6 +117,13 @@ def test_vlmevalkit_a_persistent_500_is_asked_max_retries_plus_one_times_and_fai
     usage = results.usage
     assert usage is not None
     assert (usage.requests, usage.failed_requests, usage.upstream_attempts) == (10, 1, 9 + ATTEMPTS)
+    # Per sample: that one is an error with VLMEvalKit's message, not a scored miss; the other nine are scored.
+    records = {int(r.sample_id.split("#")[0]): r for r in samples(tmp_path)}
+    assert sorted(records) == list(range(10))
+    assert (records[7].status, records[7].error, records[7].prediction, records[7].scores) == (
+        "error", VLMEVAL_FAIL_MSG, None, {})
+    assert all(r.status == "scored" and r.prediction == predicted[i] for i, r in records.items() if i != 7)
+    assert sum(r.scores["accuracy"] for r in records.values() if r.status == "scored") == 4
 
 
 def test_lm_eval_waits_as_long_as_the_proxy_may_take(lm_eval_image: str, tmp_path: Path) -> None:

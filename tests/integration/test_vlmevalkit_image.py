@@ -28,6 +28,7 @@ import docker
 import pytest
 import yaml
 
+from orchestrator.runtime.parsers.vlmevalkit_samples import samples
 from orchestrator.runtime.render import render_command
 from orchestrator.schema.container import DATA_DIR, RESULTS_DIR
 from orchestrator.schema.errors import InputError
@@ -35,6 +36,7 @@ from orchestrator.schema.framework import FrameworkDefinition
 from orchestrator.schema.loading import load_model
 from orchestrator.schema.resolve import RunRequest, resolve_run
 from orchestrator.schema.results import EvaluationResult, ResultsFile
+from orchestrator.schema.samples import ImageRef, SampleRecord, TextPart
 from tests.endpoint.server import EndpointServer, serve
 from tests.faults.server import serve_faulty
 from tests.integration.conftest import REPO
@@ -202,6 +204,16 @@ def assert_ok(finished: Finished) -> None:
     assert finished.exit_code == 0, finished.logs[-4000:]
 
 
+def sent_parts(record: SampleRecord) -> tuple[str, str]:
+    """(image sha256, text) of a record's one user message: one image, then the text."""
+    assert not isinstance(record.input, str)
+    [message] = record.input
+    assert message.role == "user" and not isinstance(message.content, str)
+    image, text = message.content
+    assert isinstance(image, ImageRef) and isinstance(text, TextPart)
+    return image.sha256, text.text
+
+
 # ---- the image -----------------------------------------------------------------------------------------
 
 
@@ -268,6 +280,17 @@ def test_ocrbench_documented_flags_full_fidelity_offline(vlmevalkit_image: str, 
     assert {(mime, detail) for mime, detail, _, _ in sent} == {("image/png", "high")}
     assert all(png_size(data)[0] == 1200 for _, _, data, _ in sent)
     assert {r.header("Authorization") for r in endpoint.requests if r.kind == "inference"} == {"Bearer sk-vlm-321"}
+    # Per sample: the prompt as the endpoint got it (image by its sha256), the reply, the hit VLMEvalKit's rule gave.
+    records = samples(tmp_path)
+    assert len(records) == count and {r.status for r in records} == {"scored"}
+    received = sorted((hashlib.sha256(data).hexdigest(), text) for _, _, data, text in sent)
+    assert sorted(sent_parts(r) for r in records) == received
+    for record in records:
+        assert record.prediction == reply(sent_parts(record)[1])
+    per_task: dict[str, list[float]] = {}
+    for record in records:
+        per_task.setdefault(record.task, []).append(record.scores["accuracy"])
+    assert {task: (sum(v), len(v)) for task, v in per_task.items()} == {slug(c): v for c, v in expected.items()}
 
 
 def test_ocrbench_documented_run_config(vlmevalkit_image: str, endpoint: EndpointServer, tmp_path: Path) -> None:
@@ -372,6 +395,13 @@ def test_judge_is_any_openai_compatible_endpoint(vlmevalkit_image: str, endpoint
     assert {(r.header("Authorization"), r.body["model"]) for r in judged} == {("Bearer nvapi-judge-654",
                                                                                "judge-model")}
     assert len([r for r in endpoint.requests if r.kind == "inference"]) == 3
+    # Rows 2 and 3 got a random option: unscored, with the hit VLMEvalKit counted and its log.
+    records = {r.sample_id.split("#")[0]: r for r in samples(tmp_path)}
+    assert (records["0"].status, records["0"].scores, records["0"].target) == ("scored", {"accuracy": 1.0}, "D")
+    for index in ("1", "2"):
+        assert records[index].status == "unscored"
+        assert "randomly generate one" in (records[index].error or "")
+    assert sum(r.scores["accuracy"] for r in records.values()) / 3 == pytest.approx(score)
 
 
 def test_a_flaky_judge_is_retried_by_its_own_proxy_cached_and_counted_apart(vlmevalkit_image: str,

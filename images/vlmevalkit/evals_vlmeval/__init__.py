@@ -11,6 +11,8 @@ package has finished importing, :func:`evals_vlmeval.patches.apply` changes it:
 - ``fidelity``: with ``img_size: -1`` the endpoint receives each image's original bytes (see
   :mod:`evals_vlmeval.fidelity`);
 - ``judge``: a judge is any OpenAI-compatible endpoint (see :mod:`evals_vlmeval.judge`).
+- ``records``: per-sample files also as ``.tsv``, with the rows' image hashes, prompts and hits (see
+  :mod:`evals_vlmeval.records`).
 
 Set ``EVALS_VLMEVAL_PATCHES=0`` to run VLMEvalKit unchanged.
 """

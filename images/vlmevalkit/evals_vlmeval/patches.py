@@ -28,9 +28,10 @@ def rebind(name: str, original: object, replacement: object) -> int:
 
 def apply() -> None:
     """Apply every patch."""
-    from evals_vlmeval import fidelity, judge, lmudata  # noqa: PLC0415 (vlmeval must be importable first)
+    from evals_vlmeval import fidelity, judge, lmudata, records  # noqa: PLC0415 (vlmeval must be importable first)
 
     notes = [lmudata.apply()]
     notes.append(fidelity.apply())
     notes.append(judge.apply())
+    notes.append(records.apply())
     print(f"evals_vlmeval: {'; '.join(notes)}", file=sys.stderr, flush=True)

@@ -1,5 +1,5 @@
 """Result parsers: explicit registries, harness name -> ``parse(output_dir) -> EvaluationResult`` and harness name ->
-``parse_samples(output_dir) -> list[SampleRecord]`` (the lines of samples.jsonl).
+a sample parser ``(output_dir) -> list[SampleRecord]`` (the lines of samples.jsonl).
 
 A parser reads the harness's own output files; it never imports the harness.
 """
@@ -14,7 +14,7 @@ from orchestrator.schema.errors import ResultsParseError
 from orchestrator.schema.results import EvaluationResult
 from orchestrator.schema.samples import SampleRecord
 
-from . import lm_eval, lm_eval_samples, vlmevalkit
+from . import lm_eval, lm_eval_samples, vlmevalkit, vlmevalkit_samples
 
 Parser = Callable[[Path], EvaluationResult]
 SampleParser = Callable[[Path], list[SampleRecord]]
@@ -42,6 +42,7 @@ def get_parser(harness: str) -> Parser:
 
 SAMPLE_PARSERS: dict[str, SampleParser] = {
     "lm-eval": lm_eval_samples.parse_samples,
+    "vlmevalkit": vlmevalkit_samples.samples,
 }
 
 

@@ -155,7 +155,8 @@ def _metrics(**scores: Score) -> dict[str, MetricResult]:
     return {name: MetricResult(scores={name: score}) for name, score in scores.items()}
 
 
-def _slug(name: str) -> str:
+def task_name(name: str) -> str:
+    """The results.yml task name of a VLMEvalKit sub-category (split, category, task or skill): lower-case, dashes."""
     slug = re.sub(r"[^0-9a-z]+", "-", name.lower()).strip("-")
     if not slug:
         raise ValueError(f"sub-category {name!r} has no usable name")
@@ -163,7 +164,7 @@ def _slug(name: str) -> str:
 
 
 def _add_task(tasks: dict[str, TaskResult], name: str, metrics: dict[str, MetricResult]) -> None:
-    key = _slug(name)
+    key = task_name(name)
     if key in tasks:
         raise ValueError(f"two sub-categories map to the task name {key!r}")
     tasks[key] = TaskResult(metrics=metrics)
