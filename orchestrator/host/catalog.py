@@ -105,6 +105,17 @@ def from_labels(image: str, labels: dict[str, str]) -> HarnessImage:
     return HarnessImage(image, harness, framework, hashlib.sha256(raw).hexdigest())
 
 
+def one_per_harness(images: list[HarnessImage]) -> list[HarnessImage]:
+    """One image per harness: its default name (:func:`image_for`, under ``$EVALS_REGISTRY`` when set) if it is
+    among ``images``, else the first of them (the engine lists the newest first); in harness order."""
+    chosen: dict[str, HarnessImage] = {}
+    for image in images:
+        default = image.harness in IMAGE_REPOS and image.image == image_for(image.harness)
+        if image.harness not in chosen or default:
+            chosen[image.harness] = image
+    return sorted(chosen.values(), key=lambda image: image.harness)
+
+
 def tasks_of(images: list[HarnessImage]) -> list[TaskEntry]:
     """Every task of every image, in image then file order."""
     entries: list[TaskEntry] = []

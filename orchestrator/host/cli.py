@@ -32,7 +32,15 @@ from orchestrator.host.backends.local.docker import (
 from orchestrator.host.backends.local.executor import LocalExecutor
 from orchestrator.host.backends.slurm.commands import SlurmCli
 from orchestrator.host.backends.slurm.executor import SlurmExecutor
-from orchestrator.host.catalog import HarnessImage, check_image_name, from_labels, image_for, pick_image, tasks_of
+from orchestrator.host.catalog import (
+    HarnessImage,
+    check_image_name,
+    from_labels,
+    image_for,
+    one_per_harness,
+    pick_image,
+    tasks_of,
+)
 from orchestrator.host.data.prefetch import IMAGE_FORMATS, PrefetchItem, prefetch
 from orchestrator.host.data.prefetched import verify
 from orchestrator.host.plan import preflight
@@ -66,11 +74,7 @@ def _executor(kind: str) -> Executor:
 
 
 def _images() -> list[HarnessImage]:
-    seen: dict[str, HarnessImage] = {}
-    for tag, labels in labelled_images(client(), LABEL_HARNESS):
-        image = from_labels(tag, labels)
-        seen.setdefault(image.harness, image)
-    return sorted(seen.values(), key=lambda image: image.harness)
+    return one_per_harness([from_labels(tag, labels) for tag, labels in labelled_images(client(), LABEL_HARNESS)])
 
 
 def _image(harness: str | None, image: str | None) -> HarnessImage:
