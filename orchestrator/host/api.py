@@ -33,11 +33,9 @@ from orchestrator.host.plan import (
 from orchestrator.host.records import store
 from orchestrator.host.replay import Replay
 from orchestrator.runtime.run import describe, prepare_output_dir
-from orchestrator.schema.config import RunConfigLayer
 from orchestrator.schema.errors import InputError
-from orchestrator.schema.loading import load_model
 from orchestrator.schema.record import ExecutorName, RunRecord
-from orchestrator.schema.resolve import RunRequest
+from orchestrator.schema.resolve import RunRequest, request_layers, requested_task
 from orchestrator.schema.slurm import resolve_slurm_config
 
 ExecutorFor = Callable[[str], Executor]
@@ -125,15 +123,8 @@ def _tasks(eval_types: list[str] | None) -> list[str | None]:
 
 
 def eval_type_hint(request: RunRequest) -> str | None:
-    """The task a request names, if it names one (to pick the image that offers it)."""
-    if request.eval_type:
-        return request.eval_type
-    if request.overrides and "config.type=" in request.overrides:
-        return request.overrides.split("config.type=", 1)[1].split(",", 1)[0].strip()
-    if request.run_config is not None:
-        layer = load_model(RunConfigLayer, request.run_config)
-        return layer.config.type if layer.config else None
-    return None
+    """The task a request names, if it names one (to pick the image that offers it), read as resolving reads it."""
+    return requested_task(request_layers(request))
 
 
 def describe_run(run: PlannedRun) -> str:

@@ -113,12 +113,15 @@ def from_labels(image: str, labels: dict[str, str]) -> HarnessImage:
 
 
 def harness_images(found: list[tuple[str, dict[str, str]]]) -> list[HarnessImage]:
-    """One image per harness, by harness name, from (name, labels) pairs: the first found of each harness."""
-    seen: dict[str, HarnessImage] = {}
+    """One image per harness, in harness order, from (name, labels) pairs: its default name (:func:`image_for`, under
+    ``$EVALS_REGISTRY`` when set) if it is among them, else the first found (the engine lists the newest first)."""
+    chosen: dict[str, HarnessImage] = {}
     for name, labels in found:
         image = from_labels(name, labels)
-        seen.setdefault(image.harness, image)
-    return sorted(seen.values(), key=lambda image: image.harness)
+        default = image.harness in IMAGE_REPOS and image.image == image_for(image.harness)
+        if image.harness not in chosen or default:
+            chosen[image.harness] = image
+    return sorted(chosen.values(), key=lambda image: image.harness)
 
 
 class ImageCatalog(Protocol):

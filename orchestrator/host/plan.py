@@ -1,9 +1,10 @@
-"""Planning a run on the host: every task resolved with the runtime's own code, its container spec, its record.
+"""Planning a run on the host: every task resolved once, with the runtime's own code; its container spec, its record.
 
-The host resolves each task exactly as the container will (same framework file, same flags,
-output dir as seen inside the container), so a bad config fails before any container starts
-and ``--dry_run`` shows what the container will run. Every task is resolved and validated before
-anything is written or started, so one bad task stops the whole run with one message.
+The host resolves each task once (the image's framework file from its labels, the user's flags, the output dir
+as the container sees it) and hands the container the result: the task's ``run_config.yml``, mounted read-only,
+which ``run_eval --resolved_config`` runs as it is. So a bad config fails before any container starts, and what
+``--dry_run`` shows as the rendered config is, byte for byte, what the container runs. Every task is resolved and
+validated before anything is written or started, so one bad task stops the whole run with one message.
 """
 
 from __future__ import annotations
@@ -15,14 +16,24 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from orchestrator import __version__
 from orchestrator.host.backends.container import LaunchSpec, Mount
 from orchestrator.host.backends.slurm.script import task_log
 from orchestrator.host.catalog import HarnessImage
 from orchestrator.host.data.cache import DataAccess, is_local
 from orchestrator.host.records import store
-from orchestrator.runtime.run import LoadedFramework, Plan, plan_run
+from orchestrator.runtime.run import RUN_CONFIG_FILE, LoadedFramework, Plan, plan_run, resolved_config_text
 from orchestrator.schema.config import Evaluation
-from orchestrator.schema.container import DATA_DIR, IMAGE_VAR, RESULTS_DIR, RUN_CONFIG_PATH, RUN_LABEL_PREFIX
+from orchestrator.schema.container import (
+    DATA_DIR,
+    HOST_CONTRACT_VAR,
+    HOST_VERSION_VAR,
+    IMAGE_VAR,
+    RESOLVED_CONFIG_PATH,
+    RESULTS_DIR,
+    RUN_LABEL_PREFIX,
+)
+from orchestrator.schema.contract import fingerprint
 from orchestrator.schema.errors import InputError
 from orchestrator.schema.record import (
     ContainerRecord,
@@ -50,46 +61,37 @@ class ContainerRun:
     output_dir: Path
 
 
-def container_args(request: RunRequest) -> list[str]:
-    """run_eval arguments for the container: the user's flags, with container paths."""
-    args = ["run_eval"]
-    for flag, given in request.flag_values().items():
-        value = RESULTS_DIR if flag == "--output_dir" else given
-        if value is not None:
-            args += [flag, value]
-    if request.run_config is not None:
-        args += ["--run_config", RUN_CONFIG_PATH]
-    if request.overrides:
-        args += ["--overrides", request.overrides]
-    if request.offline:
-        args.append("--offline")
-    return args
+def container_args() -> list[str]:
+    """run_eval arguments for the container: the resolved run, nothing to resolve again."""
+    return ["run_eval", "--resolved_config", RESOLVED_CONFIG_PATH]
 
 
-def plan_container_run(image: HarnessImage, request: RunRequest, *, run_id: str, output_dir: Path,
+def resolve_task(image: HarnessImage, request: RunRequest, *, data: DataAccess | None = None) -> Plan:
+    """The task resolved and rendered as its container will run it (output dir as the container sees it)."""
+    framework = LoadedFramework(Path(f"{image.image}:framework.yml"), image.framework, image.framework_sha256)
+    offline = request.offline or (data is not None and data.offline)
+    return plan_run(framework, replace(request, output_dir=RESULTS_DIR, offline=offline))
+
+
+def plan_container_run(image: HarnessImage, plan: Plan, *, run_id: str, output_dir: Path,
                        network: NetworkMode = "auto", data_dir: Path | None = None,
                        data: DataAccess | None = None) -> ContainerRun:
-    """Resolve and render on the host as the container will; build the launch spec."""
-    framework = LoadedFramework(Path(f"{image.image}:framework.yml"), image.framework, image.framework_sha256)
-    if data is not None and data.offline:
-        request = replace(request, offline=True)
-    plan = plan_run(framework, replace(request, output_dir=RESULTS_DIR))
+    """The launch spec of a resolved task: its output dir, its resolved config (read-only), data, key names."""
     evaluation = plan.evaluation
     url = evaluation.target.api_endpoint.url
-    mounts = [Mount(source=output_dir.resolve(), target=RESULTS_DIR)]
+    mounts = [Mount(source=output_dir.resolve(), target=RESULTS_DIR),
+              Mount(source=output_dir.resolve() / RUN_CONFIG_FILE, target=RESOLVED_CONFIG_PATH, read_only=True)]
     if data is not None:
         mounts.append(data.mount)
-    if request.run_config is not None:
-        mounts.append(Mount(source=request.run_config.resolve(), target=RUN_CONFIG_PATH, read_only=True))
     if data_dir is not None:
         if not data_dir.is_dir():
             raise InputError(f"--data_dir {data_dir} is not a directory", hint="pass the directory of pre-staged data")
         mounts.append(Mount(source=data_dir.resolve(), target=DATA_DIR, read_only=True))
     environment = dict(data.environment) if data is not None else {}
-    if image.digest is not None:  # pinned: started by id, recorded under its name
-        environment[IMAGE_VAR] = image.image
+    # provenance (the name a pinned image is recorded under) and the runtime's check of the host's contract
+    environment |= {IMAGE_VAR: image.image, HOST_VERSION_VAR: __version__, HOST_CONTRACT_VAR: fingerprint()}
     spec = LaunchSpec(
-        image=image.digest or image.image, args=container_args(request), name=f"evals-{run_id}",
+        image=image.digest or image.image, args=container_args(), name=f"evals-{run_id}",
         user=f"{os.getuid()}:{os.getgid()}",
         network_host=network == "host"
         or (network == "auto" and (is_local(url) or (data is not None and data.loopback))),
@@ -154,18 +156,17 @@ def output_dirs(keys: list[tuple[str, str]], *, run_id: str, executor: ExecutorN
 def plan_tasks(requests: list[RunRequest], *, choose: ImageChooser, run_id: str, executor: ExecutorName,
                output_dir: Path | None, output_root: Path, network: NetworkMode,
                data_dir: Path | None, data: DataAccess | None = None) -> list[ContainerRun]:
-    """Resolve every task; refuse a task given twice. Output dirs follow :func:`output_dirs`."""
+    """Resolve every task once; refuse a task given twice. Output dirs follow :func:`output_dirs`."""
     images = [choose(request) for request in requests]
-    first = [plan_container_run(image, request, run_id=run_id, output_dir=Path("."), network=network,
-                                data_dir=data_dir, data=data) for image, request in zip(images, requests, strict=True)]
-    keys = [(p.image.harness, p.plan.evaluation.config.type) for p in first]
+    plans = [resolve_task(image, request, data=data) for image, request in zip(images, requests, strict=True)]
+    keys = [(image.harness, plan.evaluation.config.type) for image, plan in zip(images, plans, strict=True)]
     for key in keys:
         if keys.count(key) > 1:
             raise InputError(f"task {key[0]}.{key[1]} is given twice", hint="give each --eval_type once")
     dirs = output_dirs(keys, run_id=run_id, executor=executor, output_dir=output_dir, output_root=output_root)
-    return [plan_container_run(image, request, run_id=run_id, output_dir=directory.resolve(), network=network,
+    return [plan_container_run(image, plan, run_id=run_id, output_dir=directory.resolve(), network=network,
                                data_dir=data_dir, data=data)
-            for image, request, directory in zip(images, requests, dirs, strict=True)]
+            for image, plan, directory in zip(images, plans, dirs, strict=True)]
 
 
 def _container(planned: ContainerRun) -> ContainerRecord:
@@ -196,7 +197,8 @@ def new_record(run_id: str, executor: ExecutorName, planned: list[ContainerRun],
         log = (task_log(slurm.run_dir, index) if slurm is not None
                else str(store.record_dir(run_id) / "logs" / f"task-{index}.log"))
         tasks.append(TaskRecord(index=index, harness=run.image.harness, task=run.plan.evaluation.config.type,
-                                output_dir=str(run.output_dir), log=log, container=_container(run)))
+                                output_dir=str(run.output_dir), log=log, container=_container(run),
+                                resolved_config=resolved_config_text(run.plan.evaluation)))
     now = store.now()
     return RunRecord(id=run_id, executor=executor, created_at=now, updated_at=now, host=store.hostname(),
                      tasks=tasks, slurm=slurm)

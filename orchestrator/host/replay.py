@@ -1,9 +1,11 @@
 """`evals run --from results.yml`: the same evaluation again, in the same image, with the same resolved config.
 
 A results.yml holds the resolved ``config`` and ``target`` (secrets by name only) and, in its provenance, the
-image's name and content id. The replay hands the recorded config to the image's own ``run_eval`` as
-``--overrides config={...},target={...}`` (a flag every runtime has, so an older image takes it too), runs the
-image by its id, and checks on the host that the config resolves to the recorded one before anything starts.
+image's name and content id. The replay resolves the recorded config once on the host, as the top layer over the
+pinned image's own framework (the command templates come from there), checks that it resolves to the recorded one
+before anything starts, and hands the container the result like any run (``run_eval --resolved_config``),
+starting the image by its id. So an image whose runtime predates ``--resolved_config``, or has another contract
+than this host, cannot be replayed from here: its runtime refuses the run with one line.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ class Replay:
 
     @property
     def overrides(self) -> str:
-        """The recorded config and target as one --overrides string (the output dir is the new run's)."""
+        """The recorded config and target as one --overrides string for the host's resolution (the output dir is the
+        new run's)."""
         return ",".join(f"{key}={_flow(value)}" for key, value in _recorded(self.results).items())
 
     @property

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from orchestrator import __version__
+from orchestrator.runtime.resolved import load_resolved, refuse_resolution_flags
 from orchestrator.runtime.run import (
     LoadedFramework,
     describe,
@@ -46,7 +47,8 @@ def build_parser(prog: str, *, framework_preset: bool) -> argparse.ArgumentParse
     commands.add_parser("ls", help="list the tasks this harness offers")
     run = commands.add_parser("run_eval", help="run one evaluation",
                               description="Run one evaluation. Priority, lowest to highest: framework defaults < "
-                                          "task defaults < --run_config < explicit flags < --overrides.")
+                                          "task defaults < --run_config < explicit flags < --overrides. "
+                                          "--resolved_config FILE runs a run resolved already instead.")
     run.add_argument("--eval_type", "--eval-type", help="task to run: TASK or HARNESS.TASK")
     run.add_argument("--model_id", "--model-id", help="model name the endpoint serves")
     run.add_argument("--model_url", "--model-url", help="full endpoint URL, e.g. http://host:8000/v1/chat/completions")
@@ -58,6 +60,9 @@ def build_parser(prog: str, *, framework_preset: bool) -> argparse.ArgumentParse
     run.add_argument("--overrides", help="comma-separated key=value pairs, e.g. 'config.params.limit_samples=10'")
     run.add_argument("--offline", action="store_true",
                      help="use only cached and pre-staged data; never reach the Hugging Face Hub or data URLs")
+    run.add_argument("--resolved_config", "--resolved-config", type=Path, metavar="FILE",
+                     help="run a config resolved already (what `evals` hands the container, and what --dry_run shows "
+                          "as the rendered config) as it is, merging nothing; not with the flags above")
     run.add_argument("--dry_run", "--dry-run", action="store_true", help="print the config and command; run nothing")
     fetch = commands.add_parser("fetch_data", help="fetch a task's data into the cache (what `evals prefetch` runs)",
                                 description="Fetch (or, with --offline, check) everything a task needs into the "
@@ -82,12 +87,17 @@ def _list_tasks(framework_path: Path) -> int:
 
 def _run_eval(framework_path: Path, args: argparse.Namespace) -> int:
     framework = load_framework(framework_path)
-    request = RunRequest(
-        eval_type=args.eval_type, model_id=args.model_id, model_url=args.model_url, model_type=args.model_type,
-        api_key_name=args.api_key_name, output_dir=args.output_dir, run_config=args.run_config,
-        overrides=args.overrides, offline=args.offline,
-    )
-    plan = plan_run(framework, request)
+    if args.resolved_config is not None:
+        refuse_resolution_flags({f"--{name}": getattr(args, name) for name in (
+            "eval_type", "model_id", "model_url", "model_type", "api_key_name", "output_dir", "run_config",
+            "overrides", "offline")})
+        plan = load_resolved(framework, args.resolved_config)
+    else:
+        plan = plan_run(framework, RunRequest(
+            eval_type=args.eval_type, model_id=args.model_id, model_url=args.model_url, model_type=args.model_type,
+            api_key_name=args.api_key_name, output_dir=args.output_dir, run_config=args.run_config,
+            overrides=args.overrides, offline=args.offline,
+        ))
     if args.dry_run:
         sys.stdout.write(describe(plan))
         return 0

@@ -41,6 +41,9 @@ from orchestrator.schema.results import Provenance, ResultsFile
 from orchestrator.schema.samples import SAMPLES_FILE
 from orchestrator.schema.sanity import KeyVariable, run_keys, unset_key
 
+RUN_CONFIG_FILE = "run_config.yml"
+"""The resolved run in its output dir (what the host hands the container, and what ran)."""
+
 
 @dataclass(frozen=True)
 class LoadedFramework:
@@ -69,7 +72,11 @@ class Plan:
 
 def plan_run(framework: LoadedFramework, request: RunRequest) -> Plan:
     """Resolve and render without touching the disk or the environment."""
-    evaluation = resolve_run(framework.definition, request)
+    return plan_evaluation(framework, resolve_run(framework.definition, request))
+
+
+def plan_evaluation(framework: LoadedFramework, evaluation: Evaluation) -> Plan:
+    """Render a resolved run (resolved here, or by the host: ``--resolved_config``)."""
     shown = planned_view(evaluation)
     data = render_command(evaluation, source=str(framework.path), data=True) if evaluation.data_command else None
     command = render_command(shown, source=str(framework.path), clients=auxiliary_clients(evaluation))
@@ -82,10 +89,15 @@ def evaluation_data(evaluation: Evaluation) -> dict[str, object]:
     return evaluation.model_dump(mode="json", exclude={"data_command"} if evaluation.data_command is None else None)
 
 
+def resolved_config_text(evaluation: Evaluation) -> str:
+    """run_config.yml: the text --dry_run shows as the rendered config, the host hands the container, and the run
+    leaves in its output dir."""
+    return dump_yaml(evaluation_data(evaluation))
+
+
 def describe(plan: Plan) -> str:
     """What --dry_run prints."""
-    config = evaluation_data(plan.evaluation)
-    text = f"Rendered config:\n\n{dump_yaml(config)}\n"
+    text = f"Rendered config:\n\n{resolved_config_text(plan.evaluation)}\n"
     if plan.data_command:
         mode = "checked in the cache (offline)" if plan.evaluation.config.offline else "fetched into the cache"
         text += f"Data step (the task's data {mode} before any request to the model):\n\n{plan.data_command}\n\n"
@@ -140,6 +152,17 @@ def prepare_output_dir(path: Path) -> None:
                          hint="pass an --output_dir you can write to") from None
 
 
+def keep_or_write(path: Path, text: str) -> None:
+    """Write ``text`` unless the file holds exactly it already (the host wrote it: it is what runs, byte for byte)."""
+    data = text.encode("utf-8")
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    write_atomic(path, text)
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write a file so that readers see the old content or the new, never half of it."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -180,7 +203,7 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
         proxy_for_url(proxied.url)  # a proxy variable that is not a URL: one line before anything is written
     output_dir = Path(evaluation.config.output_dir)
     prepare_output_dir(output_dir)
-    write_atomic(output_dir / "run_config.yml", dump_yaml(evaluation_data(evaluation)))
+    keep_or_write(output_dir / RUN_CONFIG_FILE, resolved_config_text(evaluation))
     started = datetime.now(UTC)
     clock = time.monotonic()
     offline = evaluation.config.offline

@@ -6,7 +6,11 @@ RESULTS_DIR = "/workspace/results"
 """Where the host mounts the output directory inside the container."""
 
 RUN_CONFIG_PATH = "/workspace/run_config.yml"
-"""Where the host mounts a --run_config file (read-only)."""
+"""Where the host mounts a --run_config file (read-only): for ``fetch_data``, which resolves in the container."""
+
+RESOLVED_CONFIG_PATH = "/workspace/resolved_config.yml"
+"""Where the container finds the run the host resolved (``run_eval --resolved_config``), read-only: the host's
+``<output dir>/run_config.yml`` (a Kubernetes Job: a ConfigMap holding the same text)."""
 
 DATA_DIR = "/data"
 """Where the host mounts pre-staged data (--data_dir, read-only): task YAMLs in tasks/, NLTK data, LMUData."""
@@ -29,7 +33,13 @@ IMAGE_REPO_DIGEST_VAR = "EVALS_IMAGE_REPO_DIGEST"
 """The image's registry digest (REPO@sha256:...), when it has one."""
 
 HOST_VERSION_VAR = "EVALS_HOST_VERSION"
-"""The version of the orchestrator on the host that started the container."""
+"""The version of the orchestrator on the host that started the container (with ``--resolved_config``, the runtime
+refuses to run when it is not its own)."""
+
+HOST_CONTRACT_VAR = "EVALS_HOST_CONTRACT"
+"""The contract fingerprint of the host that resolved the run (:func:`orchestrator.schema.contract.fingerprint`);
+with ``--resolved_config``, the runtime refuses to run when it is not its own (an image built before a contract
+change)."""
 
 HUB_TOKEN_VAR = "HF_TOKEN"
 """The Hugging Face Hub token's variable: forwarded by name (on stdin) when it is set on the host."""

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from pydantic import BaseModel
 
 from orchestrator.schema.config import RunConfigLayer
+from orchestrator.schema.contract import SCHEMA_DIR
 from orchestrator.schema.framework import FrameworkDefinition
 from orchestrator.schema.manifest import PrefetchManifest
 from orchestrator.schema.record import RunRecord
 from orchestrator.schema.results import ResultsFile
 from orchestrator.schema.samples import SampleRecord
 from orchestrator.schema.slurm import SlurmConfig
-
-SCHEMA_DIR = Path(__file__).parent / "jsonschema"
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "framework.schema.json": FrameworkDefinition,

@@ -87,6 +87,11 @@ class TaskRecord(_Strict):
     output_dir: str = Field(description="Absolute path of the task's output directory (results.yml, logs/).")
     log: str = Field(description="Absolute path of the task's console log.")
     container: ContainerRecord = Field(description="The container that runs the task.")
+    resolved_config: str | None = Field(
+        default=None, description="The run as the host resolved it (YAML, keys by name only), exactly what `--dry_run` "
+                                  "shows as its rendered config: written to <output_dir>/run_config.yml before each "
+                                  "start and run by the container as it is (run_eval --resolved_config). None in "
+                                  "records written before the host passed it.")
     state: TaskState = Field(default="pending", description="Last known state.")
     job_id: str | None = Field(default=None, description="Slurm job id of the latest attempt (JOB or JOB_INDEX).")
     exit_code: int | None = Field(default=None, description="Exit code of the latest attempt, when known.")

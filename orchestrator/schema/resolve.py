@@ -76,31 +76,46 @@ def _flags_layer(request: RunRequest) -> RunConfigLayer:
         raise ConfigError(message.split(": ", 1)[-1], where=flag) from None
 
 
-def _eval_type(*layers: RunConfigLayer) -> str:
+def request_layers(request: RunRequest) -> list[RunConfigLayer]:
+    """The request's own layers, lowest priority first: ``--run_config``, the explicit flags, ``--overrides``."""
+    user = load_model(RunConfigLayer, request.run_config) if request.run_config else RunConfigLayer()
+    overrides = validate(RunConfigLayer, parse_overrides(request.overrides), source="--overrides") \
+        if request.overrides else RunConfigLayer()
+    return [user, _flags_layer(request), overrides]
+
+
+def requested_task(layers: list[RunConfigLayer]) -> str | None:
+    """The task the highest layer that names one names (``config.type``), if any does."""
     for layer in reversed(layers):
         if layer.config is not None and layer.config.type:
             return layer.config.type
-    raise InputError("missing --eval_type", hint="name the task to run, e.g. --eval_type mmlu; list tasks with `ls`")
+    return None
 
 
 def resolve_run(framework: FrameworkDefinition, request: RunRequest) -> Evaluation:
     """Merge every layer in priority order and validate the result."""
-    user = load_model(RunConfigLayer, request.run_config) if request.run_config else RunConfigLayer()
-    flags = _flags_layer(request)
-    overrides = validate(RunConfigLayer, parse_overrides(request.overrides), source="--overrides") \
-        if request.overrides else RunConfigLayer()
-    task = framework.find_task(_eval_type(user, flags, overrides))
-    merged = merge(framework.defaults, task.defaults, user, flags, overrides)
+    layers = request_layers(request)
+    eval_type = requested_task(layers)
+    if eval_type is None:
+        raise InputError("missing --eval_type",
+                         hint="name the task to run, e.g. --eval_type mmlu; list tasks with `ls`")
+    task = framework.find_task(eval_type)
+    merged = merge(framework.defaults, task.defaults, *layers)
     data = merged.model_dump(exclude_none=False)
     data["config"]["type"] = task.type
     data["framework_name"] = framework.framework.name
     data["pkg_name"] = framework.framework.pkg_name
     evaluation = _validate_resolved(data)
+    check_resolved(evaluation, task)
+    return evaluation
+
+
+def check_resolved(evaluation: Evaluation, task: TaskDefinition) -> None:
+    """What a valid :class:`Evaluation` of ``task`` must also satisfy (a resolved run read from a file, too)."""
     check_endpoint_type(evaluation, task)
     check_values(evaluation.model_dump(include={"config", "target"}))
     run_keys(evaluation)  # names, not keys
     auxiliary_settings(evaluation.config.params.extra)  # a judge's url and adapter_config
-    return evaluation
 
 
 _MISSING_HINTS = {

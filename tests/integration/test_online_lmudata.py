@@ -135,9 +135,10 @@ def test_through_a_corporate_proxy_whose_password_stays_secret(
     inspected: list[str] = []
     done = threading.Event()
 
-    def watch() -> None:  # `docker inspect` of the run's container while it exists
+    def watch() -> None:  # `docker inspect` of the run's container while it exists (others may share the engine)
         while not done.is_set():
-            inspected.extend(json.dumps(c.attrs) for c in engine.containers.list(filters={"label": "evals.run.id"}))
+            found = (json.dumps(c.attrs) for c in engine.containers.list(filters={"label": "evals.run.id"}))
+            inspected.extend(attrs for attrs in found if str(tmp_path / "out") in attrs)
             done.wait(0.2)
 
     watcher = threading.Thread(target=watch)

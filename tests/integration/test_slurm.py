@@ -16,7 +16,9 @@ from typing import Any
 
 import docker
 import pytest
+import yaml
 
+from orchestrator import __version__
 from orchestrator.host.records.results import read_results
 from tests.endpoint.server import EndpointServer
 from tests.hub.server import HubServer
@@ -106,6 +108,12 @@ def test_single_task_job_scores_exactly(cluster: str, engine: docker.DockerClien
     results = read_results(Path(task["output_dir"]) / "results.yml")
     flexible = results.results.tasks["gsm8k_sample"].metrics["exact_match__flexible-extract"]
     assert flexible.scores["exact_match__flexible-extract"].value == pytest.approx(gsm8k_flexible(3))
+    # the job ran the resolved config the host wrote, and told the container its image, as a local run does
+    assert task["container"]["args"] == ["run_eval", "--resolved_config", "/workspace/resolved_config.yml"]
+    assert Path(task["output_dir"], "run_config.yml").read_text() == task["resolved_config"]
+    provenance = results.provenance
+    assert (provenance.image, provenance.image_digest, provenance.host_version) == (
+        cluster, engine.images.get(cluster).id, __version__)
     assert {r.header("Authorization") for r in endpoint.requests if r.kind == "inference"} == {f"Bearer {KEY}"}
     assert len(answered(endpoint)) == 3
     # The key is in no file evals wrote: script, record, logs, results.
@@ -248,6 +256,6 @@ def test_a_prefetched_directory_runs_offline_on_slurm(cluster: str, hub: HubServ
     assert result.returncode == 0, result.stderr + result.stdout
     assert f"{gsm8k_flexible(3):.4f}" in result.stdout and "succeeded" in result.stdout
     run = json.loads(evals(offline, "status", "--json").stdout)
-    assert "--offline" in run["tasks"][0]["container"]["args"]
+    assert yaml.safe_load(run["tasks"][0]["resolved_config"])["config"]["offline"] is True  # what the job ran
     assert len(answered(endpoint)) == 3
     assert evals(offline, "prefetch", "--verify", str(carry)).returncode == 0

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from orchestrator.schema.export import SCHEMA_DIR, SCHEMAS, render_schema
+from orchestrator.schema.contract import SCHEMA_DIR
+from orchestrator.schema.export import SCHEMAS, render_schema
 from orchestrator.schema.framework import FrameworkDefinition
 from orchestrator.schema.loading import load_model
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,13 @@ from orchestrator.host.backends.local.docker import EngineUnavailableError
 from orchestrator.host.catalog import HarnessImage, from_labels, harness_images, pick_image
 from orchestrator.host.cli.app import main
 from orchestrator.host.cli.services import default_services
-from orchestrator.schema.container import LABEL_FRAMEWORK, LABEL_HARNESS, LABEL_HARNESS_VERSION, RESULTS_DIR
+from orchestrator.schema.container import (
+    LABEL_FRAMEWORK,
+    LABEL_HARNESS,
+    LABEL_HARNESS_VERSION,
+    RESOLVED_CONFIG_PATH,
+    RESULTS_DIR,
+)
 from orchestrator.schema.results import ResultsFile
 from tests.doubles.launcher import FakeLauncher
 from tests.doubles.services import fake_services
@@ -77,8 +84,10 @@ def test_run_launches_container_as_caller_with_mount_labels_and_host_network(eva
     assert spec.network_host
     assert spec.mounts[0].source == (tmp_path / "out").resolve() and spec.mounts[0].target == RESULTS_DIR
     assert spec.labels["evals.run.task"] == "gsm8k" and spec.labels["evals.run.harness"] == "lm-eval"
-    assert spec.args[:3] == ["run_eval", "--eval_type", "gsm8k"]
-    assert spec.args[spec.args.index("--output_dir") + 1] == RESULTS_DIR
+    assert spec.args == ["run_eval", "--resolved_config", RESOLVED_CONFIG_PATH]
+    assert spec.mounts[1].source == (tmp_path / "out" / "run_config.yml").resolve() and spec.mounts[1].read_only
+    handed = yaml.safe_load(spec.mounts[1].source.read_text())
+    assert handed["config"]["type"] == "gsm8k" and handed["config"]["output_dir"] == RESULTS_DIR
     assert "container says hello" in out
     assert "results.yml" in out
 
@@ -144,6 +153,18 @@ def test_image_picked_by_harness_prefix() -> None:
 
 def test_results_fixture_is_valid() -> None:
     ResultsFile.model_validate(yaml.safe_load(RESULTS.read_text()))
+
+
+def test_the_default_image_of_a_harness_wins_over_other_builds(monkeypatch: pytest.MonkeyPatch) -> None:
+    def found(*images: HarnessImage) -> list[tuple[str, dict[str, str]]]:
+        return [(image.image, labels_for(image.harness, "1")) for image in images]
+
+    mine = replace(IMAGES[0], image="me/evals/lm-eval:latest")
+    other = replace(IMAGES[0], image="someone/evals/lm-eval:latest")
+    assert harness_images(found(other, IMAGES[1], IMAGES[0], mine)) == [IMAGES[0], IMAGES[1]]
+    assert harness_images(found(other, mine)) == [other]  # none is the default: the newest
+    monkeypatch.setenv("EVALS_REGISTRY", "me")
+    assert harness_images(found(other, IMAGES[0], mine, IMAGES[1])) == [mine, IMAGES[1]]
 
 
 def test_images_are_harness_images() -> None:

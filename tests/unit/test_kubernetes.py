@@ -10,17 +10,40 @@ import pytest
 import yaml
 
 from orchestrator.host.backends.kubernetes.jobs import KubernetesOptions, render_jobs
-from orchestrator.host.backends.kubernetes.manifest import Job, SecretKeyRef
-from orchestrator.schema.container import RESULTS_DIR
+from orchestrator.host.backends.kubernetes.manifest import ConfigMap, Job, SecretKeyRef
+from orchestrator.schema.container import RESOLVED_CONFIG_PATH, RESULTS_DIR
 from tests.doubles.services import fake_services
 from tests.unit.evals_app import Evals
-from tests.unit.records import RUN_ID, TRICKY, tasks
+from tests.unit.records import CONTRACT, RUN_ID, TRICKY, tasks
 from tests.unit.test_host_cli import IMAGES
+from tests.unit.test_resolve_once import rendered_config_text
+
+
+def documents(**options: Any) -> list[dict[str, Any]]:
+    text = render_jobs(RUN_ID, tasks(), KubernetesOptions(uid=1000, gid=1000, **options))
+    return list(yaml.safe_load_all(text))
 
 
 def jobs(**options: Any) -> list[dict[str, Any]]:
-    text = render_jobs(RUN_ID, tasks(), KubernetesOptions(uid=1000, gid=1000, **options))
-    return list(yaml.safe_load_all(text))
+    return [document for document in documents(**options) if document["kind"] == "Job"]
+
+
+def test_the_resolved_config_comes_from_a_config_map_beside_its_job() -> None:
+    config_map, first, second = documents(namespace="evals")
+    assert (config_map["apiVersion"], config_map["kind"]) == ("v1", "ConfigMap")
+    assert config_map["metadata"]["name"] == first["metadata"]["name"]
+    assert config_map["metadata"]["namespace"] == "evals"
+    assert config_map["data"] == {"run_config.yml": tasks()[0].resolved_config}
+    pod = first["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"] == ["run_eval", "--resolved_config", RESOLVED_CONFIG_PATH]
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == RESOLVED_CONFIG_PATH)
+    assert mount["subPath"] == "run_config.yml" and mount["readOnly"] is True
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume == {"name": mount["name"], "configMap": {"name": config_map["metadata"]["name"]}}
+    environment = {var["name"]: var.get("value") for var in container["env"]}
+    assert environment["EVALS_IMAGE"] == "evals/lm-eval:latest" and environment["EVALS_HOST_CONTRACT"] == CONTRACT
+    assert second["spec"]["template"]["spec"]["containers"][0]["args"][-1] == TRICKY  # recorded before: as it was
 
 
 def test_one_job_per_task_with_the_same_container_as_locally() -> None:
@@ -42,7 +65,9 @@ def test_one_job_per_task_with_the_same_container_as_locally() -> None:
 
 def test_api_key_comes_from_a_secret_by_reference() -> None:
     container = jobs(secret_name="my-keys")[0]["spec"]["template"]["spec"]["containers"][0]
-    assert container["env"] == [{"name": "MY_KEY", "valueFrom": {"secretKeyRef": {"name": "my-keys", "key": "MY_KEY"}}}]
+    assert container["env"][0] == {"name": "MY_KEY",
+                                   "valueFrom": {"secretKeyRef": {"name": "my-keys", "key": "MY_KEY"}}}
+    assert all("valueFrom" not in var for var in container["env"][1:])
 
 
 def test_results_on_a_claim_resources_and_deadline() -> None:
@@ -82,7 +107,13 @@ def render(evals: Evals, tmp_path: Path, *extra: str, tasks: tuple[str, ...] = (
 
 
 def manifests(directory: Path) -> list[Job]:
-    return [Job.model_validate(yaml.safe_load(path.read_text())) for path in sorted(directory.iterdir())]
+    """The Job of each file (each holds the task's ConfigMap, then its Job)."""
+    found = []
+    for path in sorted(directory.iterdir()):
+        config_map, job = yaml.safe_load_all(path.read_text())
+        ConfigMap.model_validate(config_map)
+        found.append(Job.model_validate(job))
+    return found
 
 
 def test_dry_run_writes_one_valid_job_manifest_for_one_task(evals: Evals, tmp_path: Path) -> None:
@@ -93,9 +124,11 @@ def test_dry_run_writes_one_valid_job_manifest_for_one_task(evals: Evals, tmp_pa
     (job,) = manifests(tmp_path / "k8s")
     container = job.spec.template.spec.containers[0]
     assert container.image == "evals/lm-eval:latest"
-    assert container.args[:3] == ["run_eval", "--eval_type", "gsm8k"]
-    assert container.args[container.args.index("--output_dir") + 1] == RESULTS_DIR
-    assert container.args[container.args.index("--api_key_name") + 1] == "MY_KEY"
+    assert container.args == ["run_eval", "--resolved_config", RESOLVED_CONFIG_PATH]
+    config_map = next(yaml.safe_load_all((tmp_path / "k8s" / f"{job.metadata.name}.yml").read_text()))
+    shown = rendered_config_text(out)
+    assert config_map["data"]["run_config.yml"] == shown  # byte for byte what the dry run shows
+    assert yaml.safe_load(shown)["config"]["output_dir"] == RESULTS_DIR
     key = next(var for var in container.env if var.name == "MY_KEY")
     assert key.value is None and key.value_from is not None
     assert key.value_from.secret_key_ref == SecretKeyRef(name="evals-api-keys", key="MY_KEY")
@@ -120,16 +153,16 @@ def test_dry_run_writes_a_manifest_per_task_by_default_under_results(evals: Eval
         assert pod.containers[0].resources is not None and pod.containers[0].resources.limits == {"nvidia.com/gpu": "1"}
         assert pod.volumes[0].persistent_volume_claim is not None
         assert pod.volumes[0].persistent_volume_claim.claim_name == "shared"
-    assert "--eval_type" in first.spec.template.spec.containers[0].args
-    assert first.spec.template.spec.containers[0].args[2] == "gsm8k"
-    assert second.spec.template.spec.containers[0].args[2] == "mmlu"
+    assert first.spec.template.spec.containers[0].args == ["run_eval", "--resolved_config", RESOLVED_CONFIG_PATH]
 
 
 def test_manifests_to_stdout(evals: Evals, tmp_path: Path) -> None:
     code, out, err = render(evals, tmp_path, "--dry_run", "--manifests", "-", tasks=("gsm8k", "mmlu"))
     assert code == 0, err
-    documents = [Job.model_validate(doc) for doc in yaml.safe_load_all(out)]
-    assert [d.metadata.labels["evals.run.task"] for d in documents] == ["gsm8k", "mmlu"]
+    found = [Job.model_validate(doc) for doc in yaml.safe_load_all(out) if doc["kind"] == "Job"]
+    assert [d.metadata.labels["evals.run.task"] for d in found] == ["gsm8k", "mmlu"]
+    config_maps = [ConfigMap.model_validate(doc) for doc in yaml.safe_load_all(out) if doc["kind"] == "ConfigMap"]
+    assert [yaml.safe_load(c.data["run_config.yml"])["config"]["type"] for c in config_maps] == ["gsm8k", "mmlu"]
 
 
 def test_refused_without_dry_run_or_into_a_used_directory(evals: Evals, tmp_path: Path,

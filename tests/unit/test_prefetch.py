@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 from orchestrator.host.backends.container import LaunchSpec, Output
 from orchestrator.host.data.prefetch import PrefetchItem, prefetch
@@ -112,7 +113,8 @@ def test_run_with_data_mounts_the_prefetched_cache_and_runs_offline(
     code, _, err = evals(*run_args(tmp_path / "out", "--data", str(target)))
     assert code == 0, err
     spec = launcher.launched[0]
-    assert "--offline" in spec.args
+    handed = yaml.safe_load((tmp_path / "out" / "run_config.yml").read_text())  # the run the container runs
+    assert handed["config"]["offline"] is True
     cache = next(m for m in spec.mounts if m.target == CACHE_DIR)
     assert cache.source == (target / "cache").resolve()
     args = [a if a != "gsm8k" else "mmlu" for a in run_args(tmp_path / "out2", "--data", str(target))]

@@ -13,7 +13,7 @@ import yaml
 from orchestrator import __version__
 from orchestrator.host.backends.container import LaunchSpec
 from orchestrator.host.backends.local.docker import DockerImages, provenance_environment
-from orchestrator.host.plan import plan_container_run
+from orchestrator.host.plan import resolve_task
 from orchestrator.host.records.results import read_results
 from orchestrator.runtime.run import dump_results
 from orchestrator.schema.container import (
@@ -21,6 +21,7 @@ from orchestrator.schema.container import (
     IMAGE_DIGEST_VAR,
     IMAGE_REPO_DIGEST_VAR,
     IMAGE_VAR,
+    RESOLVED_CONFIG_PATH,
     RESULTS_DIR,
 )
 from orchestrator.schema.resolve import RunRequest
@@ -41,7 +42,7 @@ def recorded_results(tmp_path: Path, *, repo_digest: str | None = None) -> Path:
     request = RunRequest(eval_type="gsm8k", model_id="org/model", model_url=URL, model_type="completions",
                          api_key_name="MY_KEY", overrides="config.params.limit_samples=7,config.params.temperature=0.3,"
                                                           "config.params.extra.args=[--seed, '1']")
-    evaluation = plan_container_run(IMAGES[0], request, run_id="r0", output_dir=tmp_path).plan.evaluation
+    evaluation = resolve_task(IMAGES[0], request).evaluation
     fixture = ResultsFile.model_validate(yaml.safe_load(RESULTS.read_text()))
     provenance = fixture.provenance.model_copy(update={"image": "evals/lm-eval:latest", "image_digest": IMAGE_ID,
                                                        "image_repo_digest": repo_digest})
@@ -97,8 +98,10 @@ def test_from_runs_the_recorded_config_in_the_image_pinned_by_id(evals: Evals, e
     spec = launcher.launched[0]
     assert spec.image == IMAGE_ID and spec.environment[IMAGE_VAR] == "evals/lm-eval:latest"
     assert spec.secret_envs == ["MY_KEY"] and "sk-unit-1" not in repr(spec)
-    assert spec.args[spec.args.index("--output_dir") + 1] == RESULTS_DIR
-    assert spec.args[spec.args.index("--eval_type") + 1] == "lm-eval.gsm8k" and "--overrides" in spec.args
+    assert spec.args == ["run_eval", "--resolved_config", RESOLVED_CONFIG_PATH]
+    handed = yaml.safe_load((tmp_path / "again" / "run_config.yml").read_text())  # what the container runs
+    assert handed["config"] == {**recorded.config.model_dump(mode="json"), "output_dir": RESULTS_DIR}
+    assert handed["target"] == recorded.target.model_dump(mode="json")
     assert (tmp_path / "again" / "results.yml").is_file() and engine.images.pulled == []
 
 

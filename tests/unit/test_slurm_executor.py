@@ -75,6 +75,8 @@ def test_start_renders_the_script_and_submits_an_array(executor: SlurmExecutor, 
     assert Path(record.slurm.script).read_text().startswith("#!/bin/bash")  # type: ignore[union-attr]
     assert store.load(record.id).tasks[1].job_id == "101_1"
     assert (tmp_path / "shared" / "logs").is_dir()
+    for submitted in record.tasks:  # each task's output dir holds its resolved run before its job is submitted
+        assert (Path(submitted.output_dir) / "run_config.yml").read_text() == submitted.resolved_config
 
 
 def test_refresh_maps_scheduler_states_and_validates_results(executor: SlurmExecutor, fake: FakeSlurm,
@@ -85,7 +87,7 @@ def test_refresh_maps_scheduler_states_and_validates_results(executor: SlurmExec
     record = executor.refresh(record)
     assert [t.state for t in record.tasks] == ["running", "pending"] and record.tasks[1].reason == "Resources"
     out = Path(record.tasks[0].output_dir)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "results.yml").write_text(RESULTS.read_text())
     fake.set_state("101_0", "COMPLETED")
     fake.set_state("101_1", "TIMEOUT", exit_code="0:15")
@@ -134,7 +136,7 @@ def test_resume_resubmits_only_unfinished_tasks_with_a_new_time_limit(executor: 
                                                                       tmp_path: Path) -> None:
     record = executor.start(new_run(tmp_path), output=output)
     out = Path(record.tasks[0].output_dir)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "results.yml").write_text(RESULTS.read_text())
     fake.set_state("101_0", "COMPLETED")
     fake.set_state("101_1", "TIMEOUT")
@@ -154,7 +156,7 @@ def test_resume_refuses_while_tasks_run_or_when_all_succeeded(executor: SlurmExe
     with pytest.raises(InputError, match="still has unfinished tasks"):
         executor.resume(record, output=output)
     out = Path(record.tasks[0].output_dir)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "results.yml").write_text(RESULTS.read_text())
     fake.set_state("101", "COMPLETED")
     with pytest.raises(InputError, match="every task succeeded"):

@@ -15,7 +15,7 @@ import pytest
 
 from orchestrator.host.backends.slurm.script import render_batch_script, runtime_image
 from orchestrator.schema.slurm import SlurmConfig
-from tests.unit.records import RUN_DIR, RUN_ID, TRICKY, task, tasks
+from tests.unit.records import CONTRACT, RUN_DIR, RUN_ID, TRICKY, task, tasks
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "slurm"
 CONFIGS = {
@@ -29,6 +29,13 @@ FAKE = """#!/bin/bash
 log="$FAKE_LOG/$(basename "$0").$1"
 printf '%s\\n' "$@" > "$log.argv"
 env > "$log.env"
+if [ "$1" = image ]; then  # docker image inspect --format ...: the id, or the registry digests one a line
+  case "$*" in
+    *RepoDigests*) printf '%s\\n' ${FAKE_REPO_DIGESTS:-} ;;
+    *) [ -n "${FAKE_IMAGE_ID:-}" ] || exit 1; echo "$FAKE_IMAGE_ID" ;;
+  esac
+  exit 0
+fi
 if [ "$1" = run ] || [ "$1" = exec ] || [ "$(basename "$0")" = srun ]; then cat > "$log.stdin"; fi
 if [ -n "${FAKE_SLEEP:-}" ] && [ "$1" != rm ]; then sleep "$FAKE_SLEEP"; fi
 exit "${FAKE_EXIT:-0}"
@@ -70,9 +77,10 @@ def test_runtime_image_defaults_and_overrides() -> None:
     assert runtime_image("x", "lm-eval", SlurmConfig(images={"lm-eval": "/s/lm.sif"})) == "/s/lm.sif"
 
 
-def run_script(tmp_path: Path, runtime: str, *, env: dict[str, str], wait: bool = True
+def run_script(tmp_path: Path, runtime: str, *, env: dict[str, str], wait: bool = True, element: int = 1
                ) -> tuple[subprocess.Popen[str], Path, Path]:
-    """Render the script for tasks under tmp_path and start it as Slurm would start array element 1."""
+    """Render the script for tasks under tmp_path and start it as Slurm would start array element ``element`` (0:
+    the resolved config; 1: a task recorded before the host resolved for the container, with the tricky override)."""
     bin_dir, log_dir, run_dir = tmp_path / "bin", tmp_path / "calls", tmp_path / "run"
     bin_dir.mkdir()
     log_dir.mkdir()
@@ -80,11 +88,11 @@ def run_script(tmp_path: Path, runtime: str, *, env: dict[str, str], wait: bool 
         (bin_dir / name).write_text(FAKE)
         (bin_dir / name).chmod(0o755)
     records = [task(0, "gsm8k_sample", output_root=str(run_dir)),
-               task(1, "arc_challenge_sample", overrides=TRICKY, output_root=str(run_dir))]
+               task(1, "arc_challenge_sample", legacy_overrides=TRICKY, output_root=str(run_dir))]
     script = tmp_path / "job.sh"
     script.write_text(render_batch_script(run_id=RUN_ID, run_dir=str(run_dir), tasks=records,
                                           config=CONFIGS[runtime]))
-    full_env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "SLURM_JOB_ID": "4242", "SLURM_ARRAY_TASK_ID": "1",
+    full_env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "SLURM_JOB_ID": "4242", "SLURM_ARRAY_TASK_ID": str(element),
                 "FAKE_LOG": str(log_dir), **env}
     process = subprocess.Popen(["bash", str(script)], env=full_env, text=True, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, start_new_session=True)
@@ -153,3 +161,36 @@ def test_a_stopped_docker_job_removes_its_container(tmp_path: Path) -> None:
         os.killpg(process.pid, signal.SIGKILL)
     assert (calls / "docker.rm.argv").read_text().splitlines() == ["rm", "-f", f"evals-{RUN_ID}-1-4242"]
     assert not (run_dir / "exit" / "task-1.code").exists()
+
+
+IMAGE_ID = "sha256:" + "fe" * 32
+
+
+@pytest.mark.parametrize("runtime", sorted(CONFIGS))
+def test_the_container_gets_the_resolved_config_and_names_its_image(runtime: str, tmp_path: Path) -> None:
+    env = {"MY_KEY": "k", "FAKE_IMAGE_ID": IMAGE_ID, "FAKE_REPO_DIGESTS": "r.example/b@sha256:2 r.example/a@sha256:1"}
+    process, calls, run_dir = run_script(tmp_path, runtime, env=env, element=0)
+    assert process.returncode == 0
+    step = {"docker": "docker.run", "enroot": "srun.--ntasks=1", "apptainer": "apptainer.exec"}[runtime]
+    argv = (calls / f"{step}.argv").read_text().splitlines()
+    assert argv[-2:] == ["--resolved_config", "/workspace/resolved_config.yml"] and argv[-3] == "run_eval"
+    config = f"{run_dir}/lm-eval-gsm8k_sample/run_config.yml:/workspace/resolved_config.yml:ro"
+    assert any(config in arg for arg in argv)
+    if runtime == "enroot":  # the image is a .sqsh file the config names: its name, no engine to ask for its id
+        environment = (calls / f"{step}.env").read_text().splitlines()
+        assert "EVALS_IMAGE=/shared/images/lm-eval.sqsh" in environment and "EVALS_HOST_VERSION=0.1.0" in environment
+        assert not any(line.startswith("EVALS_IMAGE_DIGEST=") for line in environment)
+        assert not (calls / "docker.image.argv").exists()
+        return
+    flag = "-e" if runtime == "docker" else "--env"
+    assert [argv[i + 1] for i, arg in enumerate(argv) if arg == flag][1:] == [
+        "EVALS_IMAGE=evals/lm-eval:latest", "EVALS_HOST_VERSION=0.1.0", f"EVALS_HOST_CONTRACT={CONTRACT}"]
+    assert f"--env=EVALS_IMAGE_DIGEST={IMAGE_ID}" in argv
+    assert "--env=EVALS_IMAGE_REPO_DIGEST=r.example/a@sha256:1" in argv  # the first in order, as locally
+    assert (calls / "docker.image.argv").read_text().splitlines()[-1] == "evals/lm-eval:latest"
+
+
+def test_an_image_the_node_does_not_hold_gets_no_id(tmp_path: Path) -> None:
+    process, calls, _ = run_script(tmp_path, "docker", env={"MY_KEY": "k"}, element=0)
+    assert process.returncode == 0
+    assert not any(arg.startswith("--env=EVALS_IMAGE_") for arg in (calls / "docker.run.argv").read_text().split())

@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 
 from orchestrator.host.backends.container import Output
 from orchestrator.host.records.results import read_results
+from orchestrator.runtime.run import RUN_CONFIG_FILE, keep_or_write, prepare_output_dir
 from orchestrator.schema.errors import EvalsError, InputError
 from orchestrator.schema.record import RESUMABLE_STATES, RunRecord, TaskRecord
 
@@ -68,6 +69,16 @@ def finish(task: TaskRecord, code: int) -> None:
         task.state, task.reason = "failed", str(err)
         return
     task.state, task.reason = "succeeded", None
+
+
+def write_resolved_config(task: TaskRecord) -> None:
+    """Before a task starts (again): its output dir exists and holds the run the host resolved, byte for byte (the
+    record's copy: a resubmitted task runs the same file even if it was removed or edited since)."""
+    if task.resolved_config is None:  # recorded before the host resolved for the container: its args resolve
+        return
+    output_dir = Path(task.output_dir)
+    prepare_output_dir(output_dir)
+    keep_or_write(output_dir / RUN_CONFIG_FILE, task.resolved_config)
 
 
 def resumable(record: RunRecord) -> list[TaskRecord]:

@@ -1,4 +1,5 @@
-"""The few Kubernetes API objects evals writes (a ``batch/v1`` Job and what it holds), as strict pydantic models."""
+"""The few Kubernetes API objects evals writes (a ``batch/v1`` Job and what it holds, a ConfigMap), as strict pydantic
+models."""
 
 from __future__ import annotations
 
@@ -43,10 +44,15 @@ class ClaimSource(_K8s):
     claim_name: str
 
 
+class ConfigMapSource(_K8s):
+    name: str
+
+
 class Volume(_K8s):
     name: str
     host_path: HostPath | None = None
     persistent_volume_claim: ClaimSource | None = None
+    config_map: ConfigMapSource | None = None
 
 
 class Resources(_K8s):
@@ -100,3 +106,10 @@ class Job(_K8s):
     kind: str = "Job"
     metadata: ObjectMeta
     spec: JobSpec
+
+
+class ConfigMap(_K8s):
+    api_version: str = "v1"
+    kind: str = "ConfigMap"
+    metadata: ObjectMeta
+    data: dict[str, str]

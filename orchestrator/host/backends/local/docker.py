@@ -73,10 +73,11 @@ def image_labels(engine: docker.DockerClient, image: str) -> dict[str, str]:
 
 
 def provenance_environment(spec: LaunchSpec, *, image_id: str, repo_digests: list[str]) -> dict[str, str]:
-    """What the container cannot know about itself, for results.yml's provenance: the image's name (the one a
-    replay recorded, else the one started), its content id, its registry digest if any, the host's version."""
+    """What the container cannot know about itself, for results.yml's provenance: the image's name (the one the
+    plan recorded, else the one started), its content id, its registry digest if any, the host's version (the one
+    that resolved the run, else this one)."""
     environment = {IMAGE_VAR: spec.environment.get(IMAGE_VAR, spec.image), IMAGE_DIGEST_VAR: image_id,
-                   HOST_VERSION_VAR: __version__}
+                   HOST_VERSION_VAR: spec.environment.get(HOST_VERSION_VAR, __version__)}
     if repo_digests:
         environment[IMAGE_REPO_DIGEST_VAR] = sorted(repo_digests)[0]
     return environment

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.host.backends.container import ContainerControl, Launcher, LaunchSpec, Mount, Output
-from orchestrator.host.backends.executor import finish, resumable
+from orchestrator.host.backends.executor import finish, resumable, write_resolved_config
 from orchestrator.host.records import store
 from orchestrator.schema.container import RUN_LABEL_PREFIX
 from orchestrator.schema.record import FINAL_STATES, RunRecord, TaskRecord
@@ -76,6 +76,7 @@ class LocalExecutor:
         log = Path(task.log)
         log.parent.mkdir(parents=True, exist_ok=True)
         try:
+            write_resolved_config(task)
             with log.open("ab") as handle:
                 def tee(chunk: bytes) -> None:
                     handle.write(chunk)

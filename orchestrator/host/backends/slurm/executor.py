@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.host.backends.container import ContainerControl, Output
-from orchestrator.host.backends.executor import finish, resumable
+from orchestrator.host.backends.executor import finish, resumable, write_resolved_config
 from orchestrator.host.backends.slurm.commands import JobInfo, SlurmCli
 from orchestrator.host.backends.slurm.script import exit_file, render_batch_script, task_log
 from orchestrator.host.records import store
@@ -78,8 +78,9 @@ class SlurmExecutor:
     def _submit(self, record: RunRecord, tasks: list[TaskRecord], output: Output) -> RunRecord:
         slurm = _slurm(record)
         indices = [t.index for t in tasks]
-        for index in indices:
-            Path(exit_file(slurm.run_dir, index)).unlink(missing_ok=True)
+        for task in tasks:
+            write_resolved_config(task)
+            Path(exit_file(slurm.run_dir, task.index)).unlink(missing_ok=True)
         whole = indices == [t.index for t in record.tasks]
         array = ",".join(map(str, indices)) if slurm.array and not whole else None
         job_id, argv = self.cli.submit(Path(slurm.script), array=array)

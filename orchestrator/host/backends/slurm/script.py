@@ -10,6 +10,11 @@ API-key hand-over as the local docker launcher, through the container runtime of
 - ``enroot``: ``srun --container-image`` (pyxis); the container is a job step, stopped with the job.
 - ``apptainer``: ``apptainer exec --cleanenv``; a child process of the job.
 
+Like the local launcher, the script tells the container its image for results.yml's provenance: the name, the
+version and contract fingerprint of the host that resolved the run (from the record) and, when the node's Docker
+engine holds the image the job runs (docker; enroot ``dockerd://``, apptainer ``docker-daemon://``), its content
+id and registry digest, asked on the node when the job starts.
+
 No secret is in the script: the API key's variable is exported to the job by NAME (``--export``) and
 piped to the container's stdin, whose runtime reads it when ``EVALS_SECRET_STDIN`` names it.
 """
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 
 from orchestrator.runtime.render import make_environment
-from orchestrator.schema.container import SECRET_STDIN_VAR
+from orchestrator.schema.container import IMAGE_DIGEST_VAR, IMAGE_REPO_DIGEST_VAR, IMAGE_VAR, SECRET_STDIN_VAR
 from orchestrator.schema.record import TaskRecord
 from orchestrator.schema.slurm import SlurmConfig
 
@@ -49,6 +54,8 @@ class _Task:
     keys: list[str]
     env: list[str]
     network_host: bool
+    inspect: str | None
+    """The image as this node's Docker engine names it, for its id in results.yml's provenance (None: a file)."""
 
 
 def runtime_image(image: str, harness: str, config: SlurmConfig) -> str:
@@ -65,12 +72,17 @@ def runtime_image(image: str, harness: str, config: SlurmConfig) -> str:
 def _task(record: TaskRecord, config: SlurmConfig) -> _Task:
     container = record.container
     mounts = [f"{m.source}:{m.target}" + (":ro" if m.read_only else "") for m in container.mounts]
+    image = runtime_image(container.image, record.harness, config)
+    named = record.harness in config.images  # the Slurm config names the image (a .sqsh, a .sif, another name)
+    environment = dict(container.environment)
+    if named and IMAGE_VAR in environment:
+        environment[IMAGE_VAR] = image
     return _Task(
-        index=record.index, image=runtime_image(container.image, record.harness, config),
-        entrypoint=container.entrypoint, args=container.args, mounts=mounts,
+        index=record.index, image=image, entrypoint=container.entrypoint, args=container.args, mounts=mounts,
         labels=[f"{key}={value}" for key, value in container.labels.items()],
-        keys=list(container.secret_envs), env=[f"{k}={v}" for k, v in container.environment.items()],
+        keys=list(container.secret_envs), env=[f"{k}={v}" for k, v in environment.items()],
         network_host=container.network_host,
+        inspect=image if config.container_runtime == "docker" else None if named else container.image,
     )
 
 
@@ -117,5 +129,6 @@ def render_batch_script(*, run_id: str, run_dir: str, tasks: list[TaskRecord], c
         log_pattern=log_pattern(run_dir, array=array), array=f"0-{len(tasks) - 1}" if array else "",
         export=exported(config, tasks), directives=directives(config), job_label=SLURM_JOB_LABEL,
         secret_var=SECRET_STDIN_VAR, gpus=bool(config.gpus) or "gpu" in (config.gres or ""),
+        digest_var=IMAGE_DIGEST_VAR, repo_digest_var=IMAGE_REPO_DIGEST_VAR,
         tasks=[_task(task, config) for task in tasks],
     ) + "\n"
