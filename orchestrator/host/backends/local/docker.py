@@ -101,8 +101,8 @@ def pinned_image(engine: docker.DockerClient, *, name: str, image_id: str, repo_
     raise InputError(f"image {name} ({image_id}) is not available here", hint=f"{how}, then run --from again")
 
 
-class DockerLauncher:
-    """Runs evaluation containers on a Docker engine."""
+class _OnEngine:
+    """Holds a Docker engine, connected on first use (so --help and dry runs never reach one)."""
 
     def __init__(self, engine: docker.DockerClient | None = None) -> None:
         self._engine = engine
@@ -113,6 +113,10 @@ class DockerLauncher:
         if self._engine is None:
             self._engine = client()
         return self._engine
+
+
+class DockerLauncher(_OnEngine):
+    """Runs evaluation containers on a Docker engine."""
 
     def run(self, spec: LaunchSpec, *, output: Output) -> int:
         """Create, start, stream, wait, remove."""
@@ -215,18 +219,8 @@ def save_image(engine: docker.DockerClient, image: str, path: Path) -> str:
     return str(found.id)
 
 
-class DockerImages:
+class DockerImages(_OnEngine):
     """The harness images on a Docker engine: the catalog `evals` reads (connected on first use)."""
-
-    def __init__(self, engine: docker.DockerClient | None = None) -> None:
-        self._engine = engine
-
-    @property
-    def engine(self) -> docker.DockerClient:
-        """The engine, connected on first use."""
-        if self._engine is None:
-            self._engine = client()
-        return self._engine
 
     def images(self) -> list[HarnessImage]:
         """Every local image with a harness label, one per harness."""
