@@ -33,6 +33,7 @@ from orchestrator.host.backends.local.executor import LocalExecutor
 from orchestrator.host.backends.slurm.commands import SlurmCli
 from orchestrator.host.backends.slurm.executor import SlurmExecutor
 from orchestrator.host.catalog import HarnessImage, check_image_name, from_labels, image_for, pick_image, tasks_of
+from orchestrator.host.compare.commands import register as register_compare
 from orchestrator.host.data.prefetch import IMAGE_FORMATS, PrefetchItem, prefetch
 from orchestrator.host.data.prefetched import verify
 from orchestrator.host.plan import preflight
@@ -385,6 +386,9 @@ def show(paths: Annotated[list[Path], typer.Argument(help="results.yml files or 
         except ResultsParseError as err:
             raise InputError(err.message, hint=err.hint) from None
         stdout.print(results_table(results, title=f"{results.framework_name} / {results.config.type}  ({file})"))
+
+
+register_compare(app)  # evals compare, evals gate
 
 
 @app.command("version")
