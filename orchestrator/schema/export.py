@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from orchestrator.schema.config import RunConfigLayer
 from orchestrator.schema.contract import SCHEMA_DIR
 from orchestrator.schema.framework import FrameworkDefinition
+from orchestrator.schema.gate import GatePolicy
 from orchestrator.schema.manifest import PrefetchManifest
 from orchestrator.schema.record import RunRecord
 from orchestrator.schema.results import ResultsFile
@@ -28,6 +29,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "run_record.schema.json": RunRecord,
     "prefetch_manifest.schema.json": PrefetchManifest,
     "samples.schema.json": SampleRecord,
+    "gate_policy.schema.json": GatePolicy,
 }
 
 

@@ -9,7 +9,7 @@ import click
 import typer
 
 from orchestrator import __version__
-from orchestrator.host.cli import data, records, run, tasks
+from orchestrator.host.cli import compare, data, records, run, tasks
 from orchestrator.host.cli.services import HostServices, default_services
 from orchestrator.schema.errors import EvalsError, printable
 
@@ -29,6 +29,8 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "resubmit": run.resubmit,
     "runs": records.list_runs,
     "show": records.show,
+    "compare": compare.compare_runs,
+    "gate": compare.gate,
     "version": version,
 }
 """Every command, in the order `evals --help` lists them."""
