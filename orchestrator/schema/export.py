@@ -16,6 +16,7 @@ from orchestrator.schema.config import RunConfigLayer
 from orchestrator.schema.framework import FrameworkDefinition
 from orchestrator.schema.manifest import PrefetchManifest
 from orchestrator.schema.record import RunRecord
+from orchestrator.schema.requests import RequestRecord
 from orchestrator.schema.results import ResultsFile
 from orchestrator.schema.samples import SampleRecord
 from orchestrator.schema.slurm import SlurmConfig
@@ -30,6 +31,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "run_record.schema.json": RunRecord,
     "prefetch_manifest.schema.json": PrefetchManifest,
     "samples.schema.json": SampleRecord,
+    "requests.schema.json": RequestRecord,
 }
 
 

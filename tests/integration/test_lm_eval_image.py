@@ -81,7 +81,7 @@ def test_gsm8k_chat_scores_requests_sampling_and_auth(lm_eval_image: str, endpoi
     assert (results.usage.requests, results.usage.cache_hits, results.usage.failed_requests) == (limit, 0, 0)
     assert results.usage.prompt_tokens > 0 and results.usage.latency is not None
     assert "127.0.0.1:" in results.provenance.command and endpoint.url not in results.provenance.command
-    assert len((tmp_path / "logs" / "proxy_requests.jsonl").read_text().splitlines()) == limit
+    assert len((tmp_path / "logs" / "requests.jsonl").read_text().splitlines()) == limit
     requests = inference(endpoint)
     assert len(requests) == limit
     for body in requests:
