@@ -31,7 +31,7 @@ from pathlib import Path
 
 from cpu import CLOCK_TICKS, busy_processes, cpu_ticks, machine_busy_ticks, own_ticks, settle, wait_for_idle
 from processes import HOST, Process, free_port, nginx_config, version_of, wait_for_line, wait_for_port
-from report import Cell, goals, judge_candidates, markdown
+from report import Cell, against_baseline, goals, judge_candidates, markdown
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -44,7 +44,9 @@ CANDIDATES = {
 }
 """Our proxy (same chain, config and processes) on a maintained HTTP stack: target name -> its launcher
 (``granian-ourpool``: Granian's server with our own client, to tell the two halves apart)."""
-TARGETS = ("direct", "ours", "floor", *CANDIDATES, "nemo")
+TARGETS = ("direct", "ours", "floor", *CANDIDATES, "nemo", "baseline")
+"""``baseline``: our proxy as another command runs it (``--baseline-cmd``: e.g. the code before a change, from a
+copy elsewhere), measured only when named, beside ``ours`` (before and after in one run)."""
 ENDPOINTS = ("instant", "slow")
 
 
@@ -103,6 +105,14 @@ def measure(
         settle(proxy_pid)
 
 
+def python_of(command: str) -> str:
+    """The Python of a proxy command prefix: its first word after an ``env`` and its ``NAME=value`` words."""
+    words = shlex.split(command)
+    if words and words[0] == "env":
+        words = [word for word in words[1:] if "=" not in word]
+    return words[0]
+
+
 def machine_info(args: argparse.Namespace) -> dict[str, str]:
     """What the run was measured on."""
     cpu = next(
@@ -120,7 +130,7 @@ def machine_info(args: argparse.Namespace) -> dict[str, str]:
         text=True,
         check=False,
     ).stdout.strip()
-    ours_python = shlex.split(args.proxy_cmd)[0]
+    ours_python = python_of(args.proxy_cmd)
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": f"{cpu}, {os.cpu_count()} logical CPUs",
@@ -135,6 +145,7 @@ def machine_info(args: argparse.Namespace) -> dict[str, str]:
                                       "f'{n} {m.version(n)}' for n in ('aiohttp', 'granian', 'uvicorn', 'uvloop')))"]),
         "our proxy": f"{args.ours_label} (`{args.proxy_cmd}`), repository {commit}"
         + (" + uncommitted proxy changes" if dirty else ""),
+        **({"baseline": f"{args.baseline_label} (`{args.baseline_cmd}`)"} if "baseline" in args.targets else {}),
         "nemo-evaluator": version_of(
             [args.nemo_python, "-c", "import importlib.metadata as m; print(m.version('nemo-evaluator'))"]
         ),
@@ -161,10 +172,11 @@ def start_all(args: argparse.Namespace, work: Path,
         wait_for_port(nginx, port)
         upstream = f"http://{HOST}:{port}{PATH}"
         urls[(endpoint, "direct")] = upstream
-        python = shlex.split(args.proxy_cmd)[0]
+        python = python_of(args.proxy_cmd)
         commands = {
             "ours": shlex.split(args.proxy_cmd),
             "floor": [python, str(HERE / "passthrough.py")],
+            "baseline": shlex.split(args.baseline_cmd or ""),
             **{name: [python, str(launcher)] for name, launcher in CANDIDATES.items()},
         }
         # the candidates import the proxy from this repository, as ``-m`` does for ours (run from it)
@@ -197,8 +209,9 @@ def start_all(args: argparse.Namespace, work: Path,
     return urls, pids
 
 
-def run(args: argparse.Namespace) -> tuple[list[Cell], dict[str, str]]:
-    """Start everything, measure every cell, stop everything."""
+def run(args: argparse.Namespace) -> tuple[list[Cell], dict[str, str], list[Cell]]:
+    """Start everything, measure every cell, stop everything: the best round of each cell, the machine, and every
+    round of every cell."""
     work = Path(args.work).resolve()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -209,6 +222,7 @@ def run(args: argparse.Namespace) -> tuple[list[Cell], dict[str, str]]:
     )
     run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     best: dict[tuple[str, int, str], Cell] = {}
+    measured: list[Cell] = []
     processes: list[Process] = []
     try:
         urls, pids = start_all(args, work, processes)
@@ -217,7 +231,8 @@ def run(args: argparse.Namespace) -> tuple[list[Cell], dict[str, str]]:
             for endpoint in args.endpoints:
                 for concurrency in args.concurrency:
                     for target in args.targets:
-                        cell = Cell(endpoint, concurrency, target)
+                        cell = Cell(endpoint, concurrency, target, round=round_number)
+                        measured.append(cell)
                         measure(
                             cell,
                             urls[(endpoint, target)],
@@ -235,7 +250,7 @@ def run(args: argparse.Namespace) -> tuple[list[Cell], dict[str, str]]:
     finally:
         for process in reversed(processes):
             process.stop()
-    return list(best.values()), info
+    return list(best.values()), info, measured
 
 
 def _progress(cell: Cell) -> str:
@@ -256,6 +271,10 @@ def _parser() -> argparse.ArgumentParser:
         "--ours-label", default="orchestrator.runtime.proxy", help="what to call our proxy in the report"
     )
     parser.add_argument("--nemo-python", default=str(REPO / "bench" / ".venv-nemo" / "bin" / "python"))
+    parser.add_argument("--baseline-cmd", help="the `baseline` target's command prefix: our proxy as it was before "
+                        "a change, e.g. 'env PYTHONSAFEPATH=1 PYTHONPATH=/tmp/before .venv/bin/python -m "
+                        "orchestrator.runtime.proxy' (a copy of orchestrator/ in /tmp/before)")
+    parser.add_argument("--baseline-label", default="before", help="what to call the baseline in the report")
     parser.add_argument("--duration", type=float, default=6.0, help="measured seconds per cell (default 6)")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per cell (default 2)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64, 256])
@@ -263,7 +282,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--wait-idle", type=float, default=0.0, help="first wait up to N s for other processes to leave the CPU idle"
     )
-    parser.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
+    parser.add_argument("--targets", nargs="+", choices=TARGETS, default=[t for t in TARGETS if t != "baseline"])
     parser.add_argument("--endpoints", nargs="+", choices=ENDPOINTS, default=list(ENDPOINTS))
     parser.add_argument("--loadgen-cpus", help="taskset CPU list for wrk (default: not pinned)")
     parser.add_argument("--server-cpus", help="taskset CPU list for nginx and the proxies (default: not pinned)")
@@ -277,11 +296,16 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if "direct" not in args.targets:
         args.targets.insert(0, "direct")
-    cells, info = run(args)
+    if args.baseline_cmd and "baseline" not in args.targets:
+        args.targets.append("baseline")
+    if "baseline" in args.targets and not args.baseline_cmd:
+        print("bench/proxy/bench.py: the baseline target needs --baseline-cmd", file=sys.stderr)
+        return 2
+    cells, info, measured = run(args)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(markdown(cells, info, args))
-    raw = {"info": info, "cells": [asdict(cell) for cell in cells]}
+    output.write_text(markdown(cells, info, args, measured))
+    raw = {"info": info, "cells": [asdict(cell) for cell in cells], "rounds": [asdict(cell) for cell in measured]}
     output.with_suffix(".json").write_text(json.dumps(raw, indent=2) + "\n")
     print(f"wrote {output} and {output.with_suffix('.json')}")
     for goal in goals(cells):
@@ -289,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{verdict:>4}  {goal.text}: {goal.measured}")
     for judged in judge_candidates(cells):
         print(f"{judged.verdict:>4}  candidate {judged.target}: {judged.summary}")
+    for row in against_baseline(measured):
+        print(f"ours / baseline, {row.endpoint} c={row.concurrency}: {row.rps:.1%} of the throughput, "
+              f"{row.cpu:.1%} CPU per request (medians over {row.rounds} rounds)")
     return 0
 
 

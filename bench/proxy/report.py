@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 from dataclasses import dataclass, field
 
 OTHER_LOAD_WARNING = 0.2  # cores used by other processes during a cell that make its numbers suspect
@@ -27,6 +28,7 @@ class Cell:
     proxy_cpu_us_per_request: float | None = None
     other_cores: float = 0.0
     busy: list[str] = field(default_factory=list)
+    round: int = 1
 
 
 def find(cells: list[Cell], endpoint: str, concurrency: int, target: str) -> Cell | None:
@@ -122,7 +124,7 @@ class Judged:
 
 def judge_candidates(cells: list[Cell]) -> list[Judged]:
     """Every candidate stack measured in this run (targets other than direct, ours, floor, nemo)."""
-    names = sorted({cell.target for cell in cells} - {"direct", "ours", "floor", "nemo"})
+    names = sorted({cell.target for cell in cells} - {"direct", "ours", "floor", "nemo", "baseline"})
     judged: list[Judged] = []
     for name in names:
         shares: dict[tuple[str, int], float] = {}
@@ -137,7 +139,7 @@ def judge_candidates(cells: list[Cell]) -> list[Judged]:
     return judged
 
 
-def markdown(cells: list[Cell], info: dict[str, str], args: argparse.Namespace) -> str:
+def markdown(cells: list[Cell], info: dict[str, str], args: argparse.Namespace, measured: list[Cell]) -> str:
     """RESULTS.md: the machine, the table, and the goals with pass/fail."""
     lines = [
         "# Proxy benchmark results",
@@ -161,6 +163,7 @@ def markdown(cells: list[Cell], info: dict[str, str], args: argparse.Namespace) 
         verdict = "n/a" if goal.passed is None else ("**PASS**" if goal.passed else "**FAIL**")
         lines.append(f"| {goal.text} | {goal.measured} | {verdict} |")
     lines += _candidates(cells)
+    lines += _baseline(measured)
     lines += [
         "",
         "## Cells",
@@ -228,6 +231,70 @@ def _candidates(cells: list[Cell]) -> list[str]:
             share = one.shares.get((endpoint, concurrency))
             row += [f"{cell.rps:.0f}" if cell else "-", f"{share:.1%}" if share is not None else "-"]
         lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Ours against the baseline in one endpoint x concurrency: medians over the rounds of the ratio within each
+    round (the two measured one after the other, so a change of machine load hits both alike)."""
+
+    endpoint: str
+    concurrency: int
+    rounds: int
+    rps: float
+    cpu: float
+    baseline_rps: float
+    ours_rps: float
+    baseline_cpu: float
+    ours_cpu: float
+
+
+def against_baseline(measured: list[Cell]) -> list[Paired]:
+    """Every endpoint x concurrency measured with both ours and the baseline (every round of it)."""
+    by_key = {(c.endpoint, c.concurrency, c.target, c.round): c for c in measured}
+    rows = []
+    for endpoint, concurrency in sorted({(c.endpoint, c.concurrency) for c in measured}):
+        pairs: list[tuple[Cell, Cell, float, float]] = []  # ours, baseline, and their CPU per request
+        for cell_round in sorted({c.round for c in measured}):
+            ours = by_key.get((endpoint, concurrency, "ours", cell_round))
+            base = by_key.get((endpoint, concurrency, "baseline", cell_round))
+            if ours and base and base.rps and ours.proxy_cpu_us_per_request and base.proxy_cpu_us_per_request:
+                pairs.append((ours, base, ours.proxy_cpu_us_per_request, base.proxy_cpu_us_per_request))
+        if not pairs:
+            continue
+        rows.append(Paired(
+            endpoint, concurrency, len(pairs),
+            rps=statistics.median(o.rps / b.rps for o, b, _, _ in pairs),
+            cpu=statistics.median(o_cpu / b_cpu for _, _, o_cpu, b_cpu in pairs),
+            baseline_rps=statistics.median(b.rps for _, b, _, _ in pairs),
+            ours_rps=statistics.median(o.rps for o, _, _, _ in pairs),
+            baseline_cpu=statistics.median(b_cpu for _, _, _, b_cpu in pairs),
+            ours_cpu=statistics.median(o_cpu for _, _, o_cpu, _ in pairs),
+        ))
+    return rows
+
+
+def _baseline(measured: list[Cell]) -> list[str]:
+    """Ours beside the baseline (``--baseline-cmd``), cell by cell."""
+    rows = against_baseline(measured)
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Ours against the baseline (before and after a change)",
+        "",
+        "Medians over the rounds; the ratios are taken within each round (ours and the baseline measured one after",
+        "the other), then their median.",
+        "",
+        "| endpoint | concurrency | rounds | baseline req/s | ours req/s | ours / baseline | baseline CPU µs/req "
+        "| ours CPU µs/req | CPU ours / baseline |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(f"| {row.endpoint} | {row.concurrency} | {row.rounds} | {row.baseline_rps:.0f} "
+                     f"| {row.ours_rps:.0f} | {row.rps:.1%} | {row.baseline_cpu:.0f} | {row.ours_cpu:.0f} "
+                     f"| {row.cpu:.1%} |")
     return lines
 
 

@@ -21,7 +21,13 @@ from orchestrator.runtime.proxy.adjust import MASKED_VARS
 from orchestrator.runtime.proxy.upstream_proxy import proxy_for_url
 from orchestrator.runtime.render import render_command
 from orchestrator.runtime.retries import auxiliary_clients, client_settings, proxy_policy
-from orchestrator.runtime.samples import check_errors, collect_samples, with_sample_stats, write_samples
+from orchestrator.runtime.samples import (
+    check_errors,
+    collect_samples,
+    join_requests,
+    with_sample_stats,
+    write_samples,
+)
 from orchestrator.schema.auxiliary import proxied_endpoints
 from orchestrator.schema.config import Evaluation
 from orchestrator.schema.container import (
@@ -232,7 +238,7 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
         raise HarnessError(f"{evaluation.framework_name} exited with code {code}", exit_code=code,
                            hint=f"see {output_dir / 'logs' / 'harness.log'}")
     results = get_parser(evaluation.framework_name)(output_dir)
-    records = collect_samples(evaluation.framework_name, output_dir)
+    records = join_requests(collect_samples(evaluation.framework_name, output_dir), output_dir / "logs")
     results = with_sample_stats(results, records)
     document = ResultsFile(
         framework_name=evaluation.framework_name, pkg_name=evaluation.pkg_name, command=command,

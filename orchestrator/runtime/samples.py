@@ -7,6 +7,12 @@ results.yml gains ``samples: {scored, unscored, error}``, and every task score w
 samples is the value the harness reported (a mean of per-sample scores, not e.g. a corpus-level BLEU) gains
 ``stats.ci95`` (:mod:`orchestrator.runtime.intervals`). Repeats of one sample are averaged first, so the interval is
 over samples, not over repeats. Then :func:`check_errors` fails the run when a task has too many errors.
+
+:func:`join_requests` adds to each record the ids of the adapter proxy's request records (``logs/requests.jsonl``)
+of the model's proxy whose prompt key is the record's input's (:func:`~orchestrator.schema.samples.prompt_key`): where the harness's
+per-sample output holds the prompt exactly as sent (lm-eval's chat messages and completion prompts; not a
+multiple-choice context, whose requests carry each choice too, nor a prompt whose images the record holds by
+sha256). A record so joined whose every request failed (the harness got an error each time) is status ``error``.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ from pathlib import Path
 from orchestrator.runtime.intervals import ci95
 from orchestrator.runtime.parsers import get_sample_parser
 from orchestrator.schema.errors import SampleErrorLimitError
+from orchestrator.schema.requests import REQUESTS_FILE, RequestRecord, read_request_records
 from orchestrator.schema.results import EvaluationResult, MetricResult, SampleCounts, Score, TaskResult
-from orchestrator.schema.samples import SAMPLES_FILE, SampleRecord, dump_line
+from orchestrator.schema.samples import SAMPLES_FILE, SampleRecord, dump_line, prompt_key
 
 MEAN_TOLERANCE = 1e-9
 """How close (relative) the mean over samples must be to the harness's value for a score to get an interval."""
@@ -40,6 +47,35 @@ def collect_samples(harness: str, output_dir: Path) -> list[SampleRecord]:
         _warn(f"{harness} wrote no per-sample output under {output_dir}: no {SAMPLES_FILE}, no sample counts or "
               "confidence intervals")
     return records
+
+
+def join_requests(records: list[SampleRecord], log_dir: Path) -> list[SampleRecord]:
+    """``records`` with the ids of their request records in ``log_dir/requests.jsonl`` (see the module docstring)."""
+    by_key = read_request_records(log_dir / REQUESTS_FILE)
+    if not by_key:
+        return records
+    joined = []
+    for record in records:
+        requests = [request for request in by_key.get(prompt_key(_as_sent(record)), []) if request.role == "model"]
+        if not requests:
+            joined.append(record)
+            continue
+        update: dict[str, object] = {"request_ids": [request.id for request in requests]}
+        if all(_failed(request) for request in requests):
+            update |= {"status": "error", "error": f"the endpoint failed: {requests[-1].error or requests[-1].status}",
+                       "scores": {}}
+        joined.append(record.model_copy(update=update))
+    return joined
+
+
+def _as_sent(record: SampleRecord) -> object:
+    if isinstance(record.input, str):
+        return record.input
+    return [message.model_dump(mode="json") for message in record.input]
+
+
+def _failed(request: RequestRecord) -> bool:
+    return request.error is not None or request.status >= 400
 
 
 def write_samples(output_dir: Path, records: list[SampleRecord]) -> None:

@@ -76,6 +76,11 @@ class ReasoningConfig(_Strict):
 class ResponseStatsConfig(_Strict):
     """Requests, cache hits, errors, tokens and latency; written to results.yml under usage."""
 
+    request_records: bool = Field(
+        default=True, description="Also write one record per request to logs/requests.jsonl (id, role, prompt key, "
+                                  "status, cache hit, attempts, tokens, latency, error), which joins per-sample "
+                                  "records to their requests.")
+
 
 class _Interceptor(_Strict):
     enabled: bool = Field(default=True, description="Whether the interceptor runs.")

@@ -17,6 +17,7 @@ from orchestrator.schema.framework import FrameworkDefinition
 from orchestrator.schema.gate import GatePolicy
 from orchestrator.schema.manifest import PrefetchManifest
 from orchestrator.schema.record import RunRecord
+from orchestrator.schema.requests import RequestRecord
 from orchestrator.schema.results import ResultsFile
 from orchestrator.schema.samples import SampleRecord
 from orchestrator.schema.slurm import SlurmConfig
@@ -30,6 +31,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "prefetch_manifest.schema.json": PrefetchManifest,
     "samples.schema.json": SampleRecord,
     "gate_policy.schema.json": GatePolicy,
+    "requests.schema.json": RequestRecord,
 }
 
 

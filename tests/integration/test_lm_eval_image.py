@@ -108,12 +108,15 @@ def test_gsm8k_chat_scores_requests_sampling_and_auth(lm_eval_image: str, endpoi
     assert counts(results, "gsm8k_sample") == {"scored": limit, "unscored": 0, "error": 0}
     assert_binomial_ci(results, "gsm8k_sample", "exact_match__flexible-extract")
     assert_binomial_ci(results, "gsm8k_sample", "exact_match__strict-match")
+    # Each record is joined to the proxy's record of its one request (by the messages as lm-eval sent them).
+    assert all(len(r.request_ids) == 1 for r in records)
+    assert len({r.request_ids[0] for r in records}) == limit
     # Every request went through the adapter proxy, which accounted for it.
     assert results.usage is not None
     assert (results.usage.requests, results.usage.cache_hits, results.usage.failed_requests) == (limit, 0, 0)
     assert results.usage.prompt_tokens > 0 and results.usage.latency is not None
     assert "127.0.0.1:" in results.provenance.command and endpoint.url not in results.provenance.command
-    assert len((tmp_path / "logs" / "proxy_requests.jsonl").read_text().splitlines()) == limit
+    assert len((tmp_path / "logs" / "requests.jsonl").read_text().splitlines()) == limit
     requests = inference(endpoint)
     assert len(requests) == limit
     for body in requests:
@@ -180,6 +183,7 @@ def test_humaneval_runs_offline_on_shipped_data(lm_eval_image: str, endpoint: En
     assert len(inference(endpoint)) == 2
     records = samples_of(tmp_path)
     assert [(r.status, r.prediction) for r in records] == [("scored", "This is a deterministic test response.")] * 2
+    assert all(len(r.request_ids) == 1 for r in records)  # joined by the completion prompt as sent
     assert counts(results, "humaneval_offline") == {"scored": 2, "unscored": 0, "error": 0}
     assert_binomial_ci(results, "humaneval_offline", "pass@1__create_test")
 

@@ -64,7 +64,7 @@ def test_killed_run_resumes_without_asking_again(lm_eval_image: str, engine: doc
     chain = ("target.api_endpoint.adapter_config.interceptors=[{name: response_stats}, {name: caching}, "
              "{name: endpoint, config: {request_timeout: 10}}]")
     with serve_faulty("timeout", seed=1, delay=1.5) as server:
-        records = tmp_path / "logs" / "proxy_requests.jsonl"
+        records = tmp_path / "logs" / "requests.jsonl"
         tmp_path.mkdir(exist_ok=True)
         container = engine.containers.run(
             lm_eval_image, args(server.url, chain),

@@ -5,7 +5,7 @@ The real images run against the fault-injecting endpoint (tests/faults), which a
 500 every time (``500*`` limited by ``match``) and counts every attempt of every request. The failure is pinned
 where each harness records it: lm-eval raises and the run stops (exit code 1, no results.yml); VLMEvalKit records
 its failure message as that sample's prediction and scores on, and its per-sample records (the vlmevalkit sample
-parser) call that sample an error. The proxy's own record (logs/proxy_requests.jsonl) shows the harness asked once.
+parser) call that sample an error. The proxy's own record (logs/requests.jsonl) shows the harness asked once.
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ def attempts_by_request(records: list[FaultRecord], chosen: str) -> tuple[list[i
 
 
 def proxy_records(output_dir: Path) -> list[dict[str, object]]:
-    """The proxy's record of each request the harness made (logs/proxy_requests.jsonl)."""
-    lines = (output_dir / "logs" / "proxy_requests.jsonl").read_text().splitlines()
+    """The proxy's record of each request the harness made (logs/requests.jsonl)."""
+    lines = (output_dir / "logs" / "requests.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines]
 
 

@@ -439,8 +439,8 @@ def test_a_flaky_judge_is_retried_by_its_own_proxy_cached_and_counted_apart(vlme
     assert second.usage_by_role["judge"].upstream_attempts == 0
     assert len([r for r in endpoint.requests if r.kind == "inference"]) == 3  # the first run only
     assert judge.url not in first.provenance.command
-    records = (tmp_path / "logs" / "proxy_judge_requests.jsonl").read_text().splitlines()
-    assert len(records) == judged.requests
+    records = [json.loads(line) for line in (tmp_path / "logs" / "requests.jsonl").read_text().splitlines()]
+    assert len([r for r in records if r["role"] == "judge"]) == judged.requests
     for path in tmp_path.rglob("*"):
         if path.is_file() and not path.is_symlink():
             assert b"nvapi-judge-321" not in path.read_bytes(), path

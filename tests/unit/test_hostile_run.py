@@ -117,7 +117,7 @@ def test_body_logs_never_hold_a_known_secret(tmp_path: Path, monkeypatch: pytest
     assert masked_values() == [b"sk-endpoint-77", b"judge-77"]
     log = BodyLog(tmp_path / "bodies.jsonl", LoggingConfig(), secrets=masked_values())
     echoed = b'{"error": "invalid key Bearer sk-endpoint-77", "judge": "judge-77", "abc": 1}'
-    log.write(1, echoed, status=401)
+    log.write("model0-mh3k2a9b-r1", echoed, status=401)
     record = json.loads((tmp_path / "bodies.jsonl").read_text())
     assert record["body"] == '{"error": "invalid key Bearer ***", "judge": "***", "abc": 1}'
 

@@ -54,8 +54,10 @@ def results_of(out: Path) -> ResultsFile:
     return ResultsFile.model_validate(yaml.safe_load((out / "results.yml").read_text()))
 
 
-def records(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+def records(out: Path, role: str | None = None) -> list[dict[str, Any]]:
+    """The request records of every proxy of the runs in ``out`` (logs/requests.jsonl), or of one role's."""
+    every = [json.loads(line) for line in (out / "logs" / "requests.jsonl").read_text().splitlines()]
+    return [record for record in every if role is None or record["role"] == role]
 
 
 def test_a_flaky_judge_is_retried_cached_and_counted_apart_from_the_model(tmp_path: Path) -> None:
@@ -85,11 +87,15 @@ def test_a_flaky_judge_is_retried_cached_and_counted_apart_from_the_model(tmp_pa
     assert second.usage is not None and second.usage.cache_hits == QUESTIONS
     assert (second.usage_by_role["judge"].cache_hits, second.usage_by_role["judge"].upstream_attempts) == (
         QUESTIONS, 0)
-    # its own files: per-request records, cache
-    judge_records = records(out / "logs" / "proxy_judge_requests.jsonl")
+    # its own request records (in the run's one file, by role) and cache
+    judge_records = records(out, "judge")
     assert [(r["attempts"], r["cache_hit"]) for r in judge_records] == [(2, False)] * QUESTIONS + [
         (0, True)] * QUESTIONS
-    assert len(records(out / "logs" / "proxy_requests.jsonl")) == 2 * QUESTIONS
+    assert [(r["status"], r["error"], r["errors"]) for r in judge_records[:QUESTIONS]] == [
+        (200, None, ["http_503"])] * QUESTIONS  # retried, then answered
+    assert len(records(out, "model")) == 2 * QUESTIONS
+    ids = [r["id"] for r in records(out)]
+    assert len(set(ids)) == len(ids) == 4 * QUESTIONS  # two proxies, two runs: no id twice
     assert list((out / "cache" / "judge").glob("responses*.sqlite"))
     # the harness was pointed at the judge's proxy, not at the judge
     assert judge.url not in first.provenance.command and model.url not in first.provenance.command
@@ -108,7 +114,7 @@ def test_the_judges_own_adapter_config_is_its_chain(tmp_path: Path) -> None:
     assert code == 1
     assert "fake harness: http://127.0.0.1:" in (out / "logs" / "harness.log").read_text()
     assert "answered 503" in (out / "logs" / "harness.log").read_text()
-    assert [(r["status"], r["attempts"]) for r in records(out / "logs" / "proxy_judge_requests.jsonl")] == [(503, 1)]
+    assert [(r["status"], r["attempts"], r["error"]) for r in records(out, "judge")] == [(503, 1, "http_503")]
     assert not (out / "cache" / "judge").exists()
     assert not (out / "results.yml").exists()
 
@@ -160,11 +166,11 @@ def test_a_judges_proxy_in_two_processes_keeps_to_its_own_files(tmp_path: Path) 
         with ProxyThread(proxy) as running, ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(lambda n: ask(f"{running.origin}/v1/chat/completions", n), range(24)))
     assert statuses == [200] * 24 and proxy.usage().requests == 24
-    ids = [r["id"] for r in records(tmp_path / "logs" / "proxy_judge_requests.jsonl")]
-    assert len(ids) == 24 and {i % 2 for i in ids} == {0, 1}  # both processes answered
+    ids = [r["id"] for r in records(tmp_path)]
+    assert len(set(ids)) == 24 and {i.split("-")[0] for i in ids} == {"judge0", "judge1"}  # both processes answered
+    assert {r["role"] for r in records(tmp_path)} == {"judge"}
     assert {p.name for p in (tmp_path / "cache" / "judge").glob("*.sqlite")} == {
         "responses.sqlite", "responses.1.sqlite"}
-    assert not (tmp_path / "logs" / "proxy_requests.jsonl").exists()
     assert not list((tmp_path / "cache").glob("*.sqlite"))
     assert sorted(p.name for p in (tmp_path / "logs").glob("proxy_judge_*_bodies.jsonl")) == [
         "proxy_judge_request_bodies.jsonl", "proxy_judge_response_bodies.jsonl"]

@@ -241,8 +241,10 @@ def test_logs_are_bounded_and_stats_recorded_per_request(tmp_path: Path) -> None
     requests_log = (tmp_path / "logs" / "proxy_request_bodies.jsonl").read_text().splitlines()
     assert len(requests_log) == 2 and all(json.loads(line)["truncated"] for line in requests_log)
     assert len((tmp_path / "logs" / "proxy_response_bodies.jsonl").read_text().splitlines()) == 5
-    records = [json.loads(line) for line in (tmp_path / "logs" / "proxy_requests.jsonl").read_text().splitlines()]
-    assert [r["id"] for r in records] == [1, 2, 3, 4, 5] and all(r["status"] == 200 for r in records)
+    records = [json.loads(line) for line in (tmp_path / "logs" / "requests.jsonl").read_text().splitlines()]
+    assert [r["id"].rpartition("-r")[2] for r in records] == ["1", "2", "3", "4", "5"]
+    assert len({r["id"].rpartition("-r")[0] for r in records}) == 1 and all(r["status"] == 200 for r in records)
+    assert [json.loads(line)["id"] for line in requests_log] == [r["id"] for r in records[:2]]  # the same ids
     assert usage.requests == 5 and usage.prompt_tokens == 15 and usage.completion_tokens == 5
     for path in (tmp_path / "logs").iterdir():
         assert "sk-no-log" not in path.read_text()
@@ -353,10 +355,10 @@ def test_two_processes_share_the_port_the_cache_and_the_records(tmp_path: Path) 
     assert [status for status, _ in replies] == [200] * 48
     assert sorted(upstream.attempts.values()) == [1] * 24  # the second round came from the cache
     assert usage.requests == 48 and usage.cache_hits == 24 and usage.prompt_tokens == 48 * 3
-    records = [json.loads(line) for line in (tmp_path / "logs" / "proxy_requests.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (tmp_path / "logs" / "requests.jsonl").read_text().splitlines()]
     ids = [r["id"] for r in records]
     assert len(records) == 48 and len(set(ids)) == 48
-    assert {i % 2 for i in ids} == {0, 1}  # both processes answered (ids: 1, 3, ... and 2, 4, ...)
+    assert {i.split("-")[0] for i in ids} == {"model0", "model1"}  # both processes answered
     assert {p.name for p in (tmp_path / "cache").iterdir() if p.suffix == ".sqlite"} == {
         "responses.sqlite", "responses.1.sqlite"}
 

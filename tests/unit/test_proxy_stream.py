@@ -109,7 +109,7 @@ async def read_all(session: aiohttp.ClientSession, url: str, body: dict[str, Any
 
 
 def records(tmp_path: Path) -> list[dict[str, Any]]:
-    lines = (tmp_path / "logs" / "proxy_requests.jsonl").read_text().splitlines()
+    lines = (tmp_path / "logs" / "requests.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines]
 
 

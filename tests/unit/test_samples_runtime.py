@@ -12,10 +12,10 @@ from orchestrator.runtime import cli as runtime_cli
 from orchestrator.runtime.intervals import clopper_pearson
 from orchestrator.runtime.parsers import SAMPLE_PARSERS
 from orchestrator.runtime.parsers.lm_eval_samples import parse_samples
-from orchestrator.runtime.samples import check_errors, with_sample_stats, write_samples
+from orchestrator.runtime.samples import check_errors, join_requests, with_sample_stats, write_samples
 from orchestrator.schema.errors import SampleErrorLimitError
 from orchestrator.schema.results import EvaluationResult, MetricResult, ResultsFile, Score, TaskResult
-from orchestrator.schema.samples import SAMPLES_FILE, SampleRecord
+from orchestrator.schema.samples import SAMPLES_FILE, Message, SampleRecord, prompt_key
 from tests.unit.test_cli import FAKE, REPO, URL, run_eval
 
 STRICT = "exact_match__strict-match"
@@ -170,3 +170,28 @@ def test_write_samples_is_sorted_and_replaces_the_file(tmp_path: Path) -> None:
     assert keys == [("a", "2#abc", 0), ("a", "2#abc", 1), ("a", "10#abc", 0), ("b", "0#abc", 0)]
     write_samples(tmp_path, [])
     assert not (tmp_path / SAMPLES_FILE).exists()
+
+
+def request_line(id_: str, prompt: object, *, status: int = 200, error: str | None = None, role: str = "model") -> str:
+    return json.dumps({"id": id_, "role": role, "prompt_key": prompt_key(prompt), "path": "/v1/chat/completions",
+                       "status": status, "latency_ms": 1.0, "error": error}) + "\n"
+
+
+def test_records_join_their_requests_by_the_prompt_as_sent_and_all_failed_is_an_error(tmp_path: Path) -> None:
+    chat = [{"role": "user", "content": "What is 1 + 1?"}]
+    ok = SampleRecord(task="t", sample_id="0#a", input=[Message(role="user", content="What is 1 + 1?")],
+                      prediction="2", scores={"acc": 1.0}, status="scored")
+    retried = SampleRecord(task="t", sample_id="1#b", input="Q: two?", prediction="", scores={"acc": 0.0},
+                           status="scored")
+    failed = SampleRecord(task="t", sample_id="2#c", input="Q: three?", prediction="", scores={"acc": 0.0},
+                          status="scored")
+    alone = SampleRecord(task="t", sample_id="3#d", input="Q: never asked", status="scored")
+    (tmp_path / "requests.jsonl").write_text(
+        request_line("m-r1", chat) + request_line("m-r2", "Q: two?", status=504, error="timeout")
+        + request_line("m-r3", "Q: two?") + request_line("m-r4", "Q: three?", status=500, error="status_500")
+        + request_line("j-r1", "Q: never asked", role="judge"))
+    joined = join_requests([ok, retried, failed, alone], tmp_path)
+    assert [record.request_ids for record in joined] == [["m-r1"], ["m-r2", "m-r3"], ["m-r4"], []]
+    assert [record.status for record in joined] == ["scored", "scored", "error", "scored"]
+    assert joined[2].scores == {} and "status_500" in (joined[2].error or "")
+    assert join_requests([ok], tmp_path / "nowhere") == [ok]

@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=60, help="seconds per attempt")
     parser.add_argument("--max-retries", type=int, default=5)
     parser.add_argument("--role", choices=AUXILIARY_ROLES,
-                        help="proxy an auxiliary endpoint (a judge, ...): logs/proxy_<role>_*.jsonl, cache/<role>/")
+                        help="proxy an auxiliary endpoint (a judge, ...): cache/<role>/, "
+                             "logs/proxy_<role>_*_bodies.jsonl, role <role> in logs/requests.jsonl")
     parser.add_argument("--process", type=_process, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:

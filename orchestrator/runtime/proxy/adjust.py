@@ -258,7 +258,7 @@ class BodyLog:
         self._counted_bytes = 0
         self._records = 0
 
-    def write(self, request_id: int, raw: bytes, **fields: Any) -> None:
+    def write(self, request_id: str, raw: bytes, **fields: Any) -> None:
         """Append one record unless the file is full."""
         with self._lock:
             if self.full:

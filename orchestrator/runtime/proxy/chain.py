@@ -18,9 +18,12 @@ from orchestrator.runtime.proxy.adjust import (
 )
 from orchestrator.runtime.proxy.cache import Caching, ResponseCache
 from orchestrator.runtime.proxy.endpoint import Endpoint
+from orchestrator.runtime.proxy.request_records import RequestRecords
 from orchestrator.runtime.proxy.stats import ResponseStats, Stats
 from orchestrator.runtime.proxy.types import Handler, Interceptor
 from orchestrator.schema import adapter
+from orchestrator.schema.auxiliary import MODEL_ROLE
+from orchestrator.schema.requests import REQUESTS_FILE
 
 
 @dataclass
@@ -37,6 +40,8 @@ class ChainContext:
     processes: int = 1
     role: str | None = None
     """An auxiliary endpoint's role (judge, ...): its files are its own (:func:`proxy_file`, cache/<role>/)."""
+    records: RequestRecords | None = None
+    """Where response_stats writes its request records (logs/requests.jsonl, shared by every proxy of the run)."""
 
 
 def proxy_file(role: str | None, name: str) -> str:
@@ -79,7 +84,10 @@ def _reasoning(spec: adapter.Interceptor, ctx: ChainContext) -> Interceptor:
 
 
 def _response_stats(spec: adapter.Interceptor, ctx: ChainContext) -> Interceptor:
-    return ResponseStats(ctx.stats)
+    assert isinstance(spec, adapter.ResponseStatsInterceptor)
+    if spec.config.request_records:
+        ctx.records = RequestRecords(ctx.output_dir / "logs" / REQUESTS_FILE, first=ctx.process == 0)
+    return ResponseStats(ctx.stats, ctx.records, role=ctx.role or MODEL_ROLE)
 
 
 BUILDERS: dict[str, Builder] = {

@@ -4,8 +4,8 @@ One Python process relays at most what one core can (a few thousand requests/s),
 as ``processes`` processes listening on the same port (SO_REUSEPORT: the kernel spreads the harness's
 connections over them). The first is this one; it starts the others (``python -m
 orchestrator.runtime.proxy --process I/N``), which get the config on stdin, share the cache, the
-per-request records and the logs' bounds, stop when their stdin closes, and report their totals on
-stdout, which :meth:`Proxy.stop` adds to this process's.
+request records (logs/requests.jsonl, which every proxy of the run shares) and the logs' bounds, stop when
+their stdin closes, and report their totals on stdout, which :meth:`Proxy.stop` adds to this process's.
 """
 
 from __future__ import annotations
@@ -22,13 +22,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from orchestrator.runtime.proxy import jsoncodec
-from orchestrator.runtime.proxy.chain import ChainContext, build_chain, proxy_file
+from orchestrator.runtime.proxy.chain import ChainContext, build_chain
 from orchestrator.runtime.proxy.endpoint import Endpoint
 from orchestrator.runtime.proxy.http import HttpRequest, HttpResponse, UpstreamError, new_event_loop
 from orchestrator.runtime.proxy.http_server import HttpServer
+from orchestrator.runtime.proxy.request_records import id_prefix
 from orchestrator.runtime.proxy.stats import Stats
 from orchestrator.runtime.proxy.types import Handler, ProxyRequest
 from orchestrator.schema.adapter import AdapterConfig
+from orchestrator.schema.auxiliary import MODEL_ROLE
+from orchestrator.schema.requests import body_prompt_key
 from orchestrator.schema.results import Usage
 
 _HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive", "accept-encoding",
@@ -43,8 +46,8 @@ class Proxy:
     def __init__(self, upstream_url: str, config: AdapterConfig, *, output_dir: Path, timeout: float = 60,
                  max_retries: int = 5, process: tuple[int, int] | None = None, role: str | None = None) -> None:
         """``process``: (index, count) when this is one of the other processes of a proxy. ``role``: that of an
-        auxiliary endpoint (judge, ...), whose proxy has files of its own (``logs/proxy_<role>_requests.jsonl``,
-        ``cache/<role>/``)."""
+        auxiliary endpoint (judge, ...), whose proxy has files of its own (``logs/proxy_<role>_*_bodies.jsonl``,
+        ``cache/<role>/``) and whose request records say so."""
         parts = urlsplit(upstream_url)
         self.upstream_url = upstream_url
         self.path = parts.path or "/"
@@ -52,14 +55,15 @@ class Proxy:
         self.timeout, self.max_retries = timeout, max_retries
         self.role = role
         (output_dir / "logs").mkdir(parents=True, exist_ok=True)
-        self.stats = Stats(output_dir / "logs" / proxy_file(role, "requests.jsonl"))
+        self.stats = Stats()
         index, count = process or (0, config.processes or default_processes())
         self.processes = count
         self._spawns = process is None and count > 1
         self._ctx = ChainContext(upstream_url, output_dir, timeout, max_retries, self.stats, process=index,
                                  processes=count, role=role)
         self._config = config
-        self._ids = itertools.count(index + 1, count)  # unique across the processes
+        self._id_prefix = id_prefix(role or MODEL_ROLE, index)  # unique across the processes and the run's proxies
+        self._ids = itertools.count(1)
         self._handler: Handler | None = None
         self._endpoint: Endpoint | None = None
         self._server = HttpServer(self._handle)
@@ -132,7 +136,8 @@ class Proxy:
             await self._endpoint.close()
         for cache in self._ctx.caches:
             cache.close()
-        self.stats.close()
+        if self._ctx.records is not None:
+            self._ctx.records.close()
 
     def usage(self) -> Usage:
         """What the run asked of the endpoint so far."""
@@ -148,8 +153,10 @@ class Proxy:
             body = jsoncodec.loads(raw) if raw else None
         except ValueError:  # not JSON (or nested too deeply): forwarded as it is
             body = None
-        proxied = ProxyRequest(request.path, raw, body if isinstance(body, dict) else None, headers,
-                               time.monotonic(), next(self._ids))
+        body = body if isinstance(body, dict) else None
+        key = body_prompt_key(body) if self._ctx.records is not None else None  # before any interceptor changes it
+        request_id = f"{self._id_prefix}{next(self._ids)}"
+        proxied = ProxyRequest(request.path, raw, body, headers, time.monotonic(), request_id, key)
         assert self._handler is not None
         response = await self._handler(proxied)
         return HttpResponse(response.status, {"content-type": response.content_type}, response.raw, response.stream)

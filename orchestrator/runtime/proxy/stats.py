@@ -1,16 +1,18 @@
-"""The response_stats interceptor: counts, tokens and latency; one JSONL record per request."""
+"""The response_stats interceptor: counts, tokens and latency (results.yml ``usage``); one record per request
+(logs/requests.jsonl, :mod:`orchestrator.runtime.proxy.request_records`)."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections import Counter
-from pathlib import Path
-from typing import IO, Any
+from dataclasses import dataclass
+from typing import Any
 
 from orchestrator.runtime.proxy import jsoncodec
+from orchestrator.runtime.proxy.request_records import RequestRecords
 from orchestrator.runtime.proxy.types import Handler, ProxyRequest, ProxyResponse
+from orchestrator.schema.auxiliary import MODEL_ROLE
 from orchestrator.schema.results import LatencyStats, Usage
 
 
@@ -20,21 +22,28 @@ def percentile(ordered: list[float], fraction: float) -> float:
     return ordered[index]
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one request came to, as counted."""
+
+    latency_ms: float
+    ttft_ms: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    failed: bool
+    kinds: list[str]
+
+
 class Stats:
-    """Everything the run asked of the endpoint; safe to read from another thread.
+    """Everything the run asked of the endpoint; safe to read from another thread."""
 
-    The per-request records of one turn of the event loop are written together, at its end.
-    """
-
-    def __init__(self, records: Path | None) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._latencies: list[float] = []
         self._errors: Counter[str] = Counter()
         self._counts: Counter[str] = Counter()
-        self._file: IO[bytes] | None = records.open("ab", buffering=0) if records else None
-        self._lines: list[bytes] = []
 
-    def record(self, request: ProxyRequest, response: ProxyResponse, unfinished_reasoning: bool = False) -> None:
+    def record(self, request: ProxyRequest, response: ProxyResponse, unfinished_reasoning: bool = False) -> Outcome:
         """Account for one answered request (a streamed one once it has ended: usage from its final chunk)."""
         latency_ms = (time.monotonic() - request.started) * 1000
         stream = response.stream
@@ -63,24 +72,7 @@ class Stats:
             if kinds:
                 self._errors.update(kinds)
             self._latencies.append(latency_ms)
-            if self._file is not None:
-                record = {
-                    "id": request.request_id, "path": request.path, "status": response.status,
-                    "latency_ms": round(latency_ms, 3), "prompt_tokens": prompt, "completion_tokens": completion,
-                    "cache_hit": response.cache_hit, "attempts": response.attempts, "errors": kinds,
-                }
-                if ttft_ms is not None:
-                    record["ttft_ms"] = ttft_ms
-                self._lines.append(jsoncodec.dumps(record) + b"\n")
-                if len(self._lines) == 1:
-                    asyncio.get_running_loop().call_soon(self.flush)
-
-    def flush(self) -> None:
-        """Write the records not written yet."""
-        with self._lock:
-            if self._file is not None and self._lines:
-                self._file.write(b"".join(self._lines))
-            self._lines = []
+        return Outcome(latency_ms, ttft_ms, prompt, completion, failed, kinds)
 
     def snapshot(self) -> dict[str, Any]:
         """The raw totals, for another process to :meth:`merge`."""
@@ -112,14 +104,6 @@ class Stats:
                      completion_tokens=counts.get("completion_tokens", 0),
                      unfinished_reasoning=counts.get("unfinished_reasoning", 0), latency=latency)
 
-    def close(self) -> None:
-        """Flush and close the per-request records."""
-        self.flush()
-        with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
-
 
 def stream_usage(raw: bytes) -> dict[str, Any] | None:
     """The ``usage`` of a streamed answer (server-sent events): the last event that has one (the final chunk, when
@@ -138,17 +122,36 @@ def stream_usage(raw: bytes) -> dict[str, Any] | None:
 
 
 class ResponseStats:
-    """Records every request that passes, whatever the inner links did (a streamed answer once it has ended)."""
+    """Records every request that passes, whatever the inner links did (a streamed answer once it has ended): in the
+    totals, and as one line of the request records when there are any."""
 
-    def __init__(self, stats: Stats) -> None:
+    def __init__(self, stats: Stats, records: RequestRecords | None = None, *, role: str = MODEL_ROLE) -> None:
         self.stats = stats
+        self.records = records
+        self.role = role
 
     async def __call__(self, request: ProxyRequest, call_next: Handler) -> ProxyResponse:
         """Forward, then account."""
         response = await call_next(request)
         if response.stream is not None:  # counted at its end (reasoning may be found unfinished on the way)
-            response.stream.on_end(lambda _stream, _error: self.stats.record(
-                request, response, unfinished_reasoning="unfinished_reasoning" in response.error_kinds))
+            response.stream.on_end(lambda _stream, _error: self._account(request, response))
         else:
-            self.stats.record(request, response, unfinished_reasoning="unfinished_reasoning" in response.error_kinds)
+            self._account(request, response)
         return response
+
+    def _account(self, request: ProxyRequest, response: ProxyResponse) -> None:
+        outcome = self.stats.record(request, response, "unfinished_reasoning" in response.error_kinds)
+        if self.records is None:
+            return
+        error = None
+        if outcome.failed:
+            error = outcome.kinds[-1] if outcome.kinds else f"http_{response.status}"
+        record = {  # a RequestRecord's fields, as a dict: validating a model per request would cost more than the rest
+            "id": request.request_id, "role": self.role, "prompt_key": request.prompt_key, "path": request.path,
+            "status": response.status, "cache_hit": response.cache_hit, "attempts": response.attempts,
+            "prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens,
+            "latency_ms": round(outcome.latency_ms, 3), "error": error, "errors": outcome.kinds,
+        }
+        if outcome.ttft_ms is not None:
+            record["ttft_ms"] = outcome.ttft_ms
+        self.records.add(record)

@@ -20,7 +20,10 @@ class ProxyRequest:
     body: dict[str, Any] | None
     headers: dict[str, str]
     started: float
-    request_id: int
+    request_id: str
+    prompt_key: str | None = None
+    """The key of its ``messages`` or ``prompt`` as the harness sent them (:func:`~orchestrator.schema.requests.
+    body_prompt_key`), when the proxy writes request records."""
 
     def replace_body(self, body: dict[str, Any]) -> None:
         """Swap in a modified body (and its bytes)."""
