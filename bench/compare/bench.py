@@ -41,8 +41,8 @@ TASKS = 5
 SAMPLES = 20_000
 KINDS = {
     "binary": "one 0/1 metric per task (acc): exact McNemar, bootstrap by counts",
-    "continuous": "a 0/1 metric and a continuous one (f1, ~all values distinct) per task: permutation test, "
-                  "bootstrap by index",
+    "continuous": "a 0/1 metric and a continuous one (f1, ~all values distinct) per task: permutation test and "
+                  "bootstrap by bins",
 }
 
 

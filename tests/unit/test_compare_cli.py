@@ -103,6 +103,7 @@ def test_a_run_compared_with_itself_differs_by_exactly_zero(runs: tuple[Path, Pa
     data = report(str(runs[1]), str(runs[1]))
     for row in data["comparisons"][0]["rows"]:
         assert (row["difference"], row["ci_lower"], row["ci_upper"], row["p_value"], row["p_holm"]) == (0, 0, 0, 1, 1)
+        assert row["detectable"] is None  # no spread of the differences to estimate an MDE from (not 0)
         assert row["baseline_mean"] == row["candidate_mean"]
     assert data["warnings"] == []
 

@@ -71,6 +71,7 @@ def test_paired_uses_mcnemar_for_0_1_scores_and_permutation_otherwise() -> None:
 
 CI_CASES = {
     "continuous, by index": lambda rng: rng.normal(0.02, 0.3, 400),
+    "continuous, by bins": lambda rng: rng.standard_t(4, 5_000) * 0.2 + 0.01,
     "0/1 differences, by counts": lambda rng: np.subtract(*paired_binary(800, p_a=0.6, p_b=0.55, keep=0.7,
                                                                          seed=11)),
     "1-5 rubric, by counts": lambda rng: rng.integers(1, 6, 600).astype(float) - rng.integers(1, 6, 600),
@@ -89,8 +90,8 @@ def test_bootstrap_ci_agrees_with_scipy_bootstrap_paired(case: str) -> None:
 
 def test_bootstrap_by_counts_and_by_index_draw_the_same_distribution() -> None:
     d = np.random.default_rng(9).integers(-2, 3, 2_000).astype(float)
-    counts = stats.bootstrap_ci(d, rng=stats.generator(1, "counts"), by_index=False)
-    index = stats.bootstrap_ci(d, rng=stats.generator(1, "index"), by_index=True)
+    counts = stats.bootstrap_ci(d, rng=stats.generator(1, "counts"), draw="counts")
+    index = stats.bootstrap_ci(d, rng=stats.generator(1, "index"), draw="index")
     assert counts == pytest.approx(index, abs=0.15 * d.std(ddof=1) / math.sqrt(len(d)))
 
 
@@ -149,7 +150,7 @@ def test_the_95_percent_ci_covers_a_known_difference_93_to_97_percent_of_the_tim
     d = rng.normal(0.1, 1.0, (1_000, n_continuous))
     start = time.perf_counter()
     binary = [stats.bootstrap_ci(b[i] - a[i], rng=stats.generator(i, "binary")) for i in range(1_000)]
-    continuous = [stats.bootstrap_ci(d[i], rng=stats.generator(i, "continuous"), resamples=2_000, by_index=True)
+    continuous = [stats.bootstrap_ci(d[i], rng=stats.generator(i, "continuous"), resamples=2_000, draw="index")
                   for i in range(1_000)]
     elapsed = time.perf_counter() - start
     covered_binary = sum(lower <= 0.05 <= upper for lower, upper in binary)
@@ -167,10 +168,11 @@ def test_edge_cases_no_pair_one_pair_all_equal() -> None:
     assert (one.n, one.difference, one.ci, one.p_value, one.detectable) == (1, 1.0, (1.0, 1.0), 1.0, None)
     for a in (np.array([1.0, 0, 1, 1, 0] * 20), np.array([0.3, 0.9, 0.25] * 30)):
         same = stats.paired(a, a.copy(), rng=rng)
-        assert (same.difference, same.ci, same.p_value, same.detectable) == (0.0, (0.0, 0.0), 1.0, 0.0)
+        assert (same.difference, same.ci, same.p_value, same.detectable) == (0.0, (0.0, 0.0), 1.0, None)
         assert same.mean_a == same.mean_b
     shifted = stats.paired(np.full(50, 0.25), np.full(50, 0.75), rng=rng)
     assert shifted.ci == (0.5, 0.5) and shifted.p_value is not None and shifted.p_value < 1e-3
+    assert shifted.detectable is None  # every difference 0.5: no spread to estimate an MDE from
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
@@ -186,6 +188,9 @@ def test_minimum_detectable_difference_formula() -> None:
     assert pytest.approx(reference.norm.ppf(0.975) + reference.norm.ppf(0.8)) == stats.DETECTABLE_FACTOR
     assert stats.detectable(d) == pytest.approx(2.8016 * d.std(ddof=1) / 30, rel=1e-4)
     assert stats.detectable(np.array([1.0])) is None
+    assert stats.detectable(np.zeros(500)) is None and stats.detectable(np.full(500, -0.25)) is None
+    one_flip = np.array([0.0] * 499 + [1.0])  # sample variance (1 - 1/500) / 499 = 1/500
+    assert stats.detectable(one_flip) == pytest.approx(2.8016 * math.sqrt(1 / 500) / math.sqrt(500), rel=1e-4)
 
 
 def test_each_row_has_its_own_seeded_stream() -> None:

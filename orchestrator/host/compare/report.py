@@ -40,7 +40,9 @@ class Row(_Strict):
     test: Literal["mcnemar", "permutation"] | None = Field(
         description="mcnemar: exact, every score 0 or 1; permutation: paired (sign-flip) permutation test.")
     detectable: float | None = Field(description="Smallest true difference found with 80% power at alpha 0.05 "
-                                                 "(two-sided): 2.8016 * sd(differences) / sqrt(n).")
+                                                 "(two-sided): 2.8016 * sd(differences) / sqrt(n); null below 2 "
+                                                 "pairs and when every difference is the same (no spread to "
+                                                 "estimate it from).")
     n: int = Field(description="Pairs the statistics are over: matched, no error on either side, scored on both.")
     matched: int = Field(description="Samples in both runs, matched on (task, sample_id, repeat).")
     only_baseline: int = Field(description="Samples of the task only in the baseline.")
