@@ -8,8 +8,8 @@ samples is the value the harness reported (a mean of per-sample scores, not e.g.
 ``stats.ci95`` (:mod:`orchestrator.runtime.intervals`). Repeats of one sample are averaged first, so the interval is
 over samples, not over repeats. Then :func:`check_errors` fails the run when a task has too many errors.
 
-:func:`join_requests` adds to each record the ids of the adapter proxy's request records (``logs/requests.jsonl``)
-of the model's proxy whose prompt key is the record's input's (:func:`~orchestrator.schema.samples.prompt_key`): where the harness's
+:func:`join_requests` adds to each record the ids of the model proxy's request records (``logs/requests.jsonl``)
+whose prompt key is the record's input's (:func:`~orchestrator.schema.samples.prompt_key`): where the harness's
 per-sample output holds the prompt exactly as sent (lm-eval's chat messages and completion prompts; not a
 multiple-choice context, whose requests carry each choice too, nor a prompt whose images the record holds by
 sha256). A record so joined whose every request failed (the harness got an error each time) is status ``error``.
