@@ -103,10 +103,14 @@ def test_vlmevalkit_a_persistent_500_is_asked_max_retries_plus_one_times_and_fai
                 "--output_dir", RESULTS_DIR, "--overrides", f"config.params.max_retries={MAX_RETRIES},{CHAIN}"]
         finished = run_image(vlmevalkit_image, args, output_dir=tmp_path, data_dir=LMUDATA)
         chosen, others = attempts_by_request(server.requests, OCRBENCH_CHOSEN)
-    assert finished.exit_code == 0, finished.logs[-3000:]
     assert chosen == [ATTEMPTS]
     assert sorted(others) == [1] * 9
-    # One sample's prediction is VLMEvalKit's failure message; it is scored as a miss and the run goes on.
+    # One sample's prediction is VLMEvalKit's failure message; VLMEvalKit scores it as a miss and goes on. Its
+    # sample record is an error, and with config.params.max_error_fraction at its default 0 the run fails (exit 1)
+    # after writing results.yml and samples.jsonl, naming the count and where the errors are.
+    assert finished.exit_code == 1, finished.logs[-3000:]
+    assert "1 of 1 samples of task doc-oriented-vqa ended in an error" in finished.logs, finished.logs[-3000:]
+    assert "max_error_fraction=0 allows" in finished.logs and "samples.jsonl" in finished.logs
     predicted = predictions(engine, vlmevalkit_image, tmp_path)
     assert [index for index, text in predicted.items() if VLMEVAL_FAIL_MSG in text] == [7]
     results = ResultsFile.model_validate(yaml.safe_load((tmp_path / "results.yml").read_text()))
