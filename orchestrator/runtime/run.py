@@ -237,8 +237,10 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
     if code != 0:
         raise HarnessError(f"{evaluation.framework_name} exited with code {code}", exit_code=code,
                            hint=f"see {output_dir / 'logs' / 'harness.log'}")
-    results = get_parser(evaluation.framework_name)(output_dir)
-    records = join_requests(collect_samples(evaluation.framework_name, output_dir), output_dir / "logs")
+    harness_dir = framework.path.parent
+    results = get_parser(evaluation.framework_name, harness_dir=harness_dir)(output_dir)
+    records = join_requests(collect_samples(evaluation.framework_name, output_dir, harness_dir=harness_dir),
+                            output_dir / "logs")
     results = with_sample_stats(results, records)
     document = ResultsFile(
         framework_name=evaluation.framework_name, pkg_name=evaluation.pkg_name, command=command,

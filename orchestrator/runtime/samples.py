@@ -36,9 +36,10 @@ MEAN_TOLERANCE = 1e-9
 """How close (relative) the mean over samples must be to the harness's value for a score to get an interval."""
 
 
-def collect_samples(harness: str, output_dir: Path) -> list[SampleRecord]:
-    """The run's records from the harness's sample parser; [] (and a warning on stderr) when there are none."""
-    parser = get_sample_parser(harness)
+def collect_samples(harness: str, output_dir: Path, *, harness_dir: Path | None = None) -> list[SampleRecord]:
+    """The run's records from the harness's sample parser (the one in ``harness_dir`` when it holds one); [] (and a
+    warning on stderr) when there are none."""
+    parser = get_sample_parser(harness, harness_dir=harness_dir)
     if parser is None:
         _warn(f"{harness} has no sample parser: no {SAMPLES_FILE}, no sample counts or confidence intervals")
         return []

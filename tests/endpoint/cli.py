@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from pathlib import Path
 from types import FrameType
 
+from tests.endpoint.script import load_script
 from tests.endpoint.server import serve
 
 
@@ -17,6 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default="test-model", help="the one model id served (default: test-model)")
     parser.add_argument("--record", type=Path, help="append every request to this JSONL file")
     parser.add_argument("--quiet", action="store_true", help="do not log each request to stderr")
+    parser.add_argument("--script", type=Path, help="scripted replies: a JSON file of rules (tests/endpoint/script.py)")
     return parser
 
 
@@ -30,7 +33,12 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    server = serve(port=args.port, model=args.model, record=args.record, quiet=args.quiet)
+    try:
+        script = load_script(args.script) if args.script else None
+    except (OSError, ValueError) as error:
+        print(f"error: --script: {error}", file=sys.stderr)
+        return 2
+    server = serve(port=args.port, model=args.model, record=args.record, quiet=args.quiet, script=script)
     try:
         print(f"listening on {server.url}", flush=True)
         stop.wait()

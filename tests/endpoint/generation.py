@@ -41,12 +41,13 @@ def reply_for(prompt: str) -> str:
     return f"The answer is {int(integers[-1])}."
 
 
-def generate(prompt: str, *, max_tokens: int | None, stop: Sequence[str]) -> Generated:
-    """Apply the rule, cut before the earliest stop sequence, then keep at most ``max_tokens`` tokens.
+def generate(prompt: str, *, max_tokens: int | None, stop: Sequence[str], reply: str | None = None) -> Generated:
+    """Apply the rule (or take ``reply``, a scripted one), cut before the earliest stop sequence, then keep at most
+    ``max_tokens`` tokens.
 
     Tokens are UTF-8 bytes (the byte-level tokenizer), so ``max_tokens=5`` keeps five bytes.
     """
-    text = reply_for(prompt)
+    text = reply_for(prompt) if reply is None else reply
     cuts = [index for index in (text.find(s) for s in stop if s) if index >= 0]
     if cuts:
         text = text[: min(cuts)]

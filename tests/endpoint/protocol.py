@@ -59,6 +59,8 @@ class ChatRequest:
     prompt: str
     prompt_tokens: int
     sampling: Sampling
+    after_tool: bool = False
+    """The last message is a tool result (role ``tool``)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ def parse_chat(body: dict[str, Any]) -> ChatRequest:
         prompt=prompt if prompt is not None else texts[-1],
         prompt_tokens=sum(len(tokenizer.encode(text)) for text in texts),
         sampling=_sampling(body, max_tokens=limit),
+        after_tool=messages[-1]["role"] == "tool",
     )
 
 

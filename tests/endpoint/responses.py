@@ -10,6 +10,7 @@ from tests.endpoint import tokenizer
 from tests.endpoint.generation import generate
 from tests.endpoint.logprobs import legacy_logprobs
 from tests.endpoint.protocol import ChatRequest, CompletionRequest, Sampling
+from tests.endpoint.script import Script
 
 
 def response_id(prefix: str, body: dict[str, Any]) -> str:
@@ -27,33 +28,38 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
-def chat_response(request: ChatRequest, *, model: str, rid: str) -> dict[str, Any]:
-    """The ``chat.completion`` object."""
-    result = generate(request.prompt, max_tokens=request.sampling.max_tokens, stop=request.sampling.stop)
+def chat_response(request: ChatRequest, *, model: str, rid: str, script: Script | None = None) -> dict[str, Any]:
+    """The ``chat.completion`` object: the default rule's reply, or what the script says (text or tool calls)."""
+    rule = script.pick(request.prompt, chat=True, after_tool=request.after_tool) if script else None
+    if rule is not None and rule.tool_calls:
+        calls = [call.as_openai(index, seed=rid) for index, call in enumerate(rule.tool_calls)]
+        message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": calls}
+        finish, completion_tokens = "tool_calls", sum(len(tokenizer.encode(json.dumps(c))) for c in calls)
+    else:
+        result = generate(request.prompt, max_tokens=request.sampling.max_tokens, stop=request.sampling.stop,
+                          reply=rule.reply if rule else None)
+        message = {"role": "assistant", "content": result.text}
+        finish, completion_tokens = result.finish_reason, len(tokenizer.encode(result.text))
     return {
         "id": rid,
         "object": "chat.completion",
         "created": 0,
         "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": result.text},
-                "logprobs": None,
-                "finish_reason": result.finish_reason,
-            }
-        ],
-        "usage": usage(request.prompt_tokens, len(tokenizer.encode(result.text))),
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+        "usage": usage(request.prompt_tokens, completion_tokens),
     }
 
 
-def completion_response(request: CompletionRequest, *, model: str, rid: str) -> dict[str, Any]:
-    """The ``text_completion`` object: one choice per prompt, in prompt order."""
+def completion_response(request: CompletionRequest, *, model: str, rid: str,
+                        script: Script | None = None) -> dict[str, Any]:
+    """The ``text_completion`` object: one choice per prompt, in prompt order (a script's ``reply`` rules apply)."""
     choices: list[dict[str, Any]] = []
     prompt_tokens = completion_tokens = 0
     for index, prompt_ids in enumerate(request.prompts):
         prompt_text = tokenizer.decode(prompt_ids)
-        result = generate(prompt_text, max_tokens=request.sampling.max_tokens, stop=request.sampling.stop)
+        rule = script.pick(prompt_text, chat=False, after_tool=False) if script else None
+        result = generate(prompt_text, max_tokens=request.sampling.max_tokens, stop=request.sampling.stop,
+                          reply=rule.reply if rule else None)
         generated_ids = tokenizer.encode(result.text)
         ids = [*prompt_ids, *generated_ids] if request.echo else generated_ids
         choices.append(
@@ -88,6 +94,8 @@ def event_stream(response: dict[str, Any], sampling: Sampling) -> bytes:
         index = choice["index"]
         if chat:
             content = {"role": "assistant", "content": choice["message"]["content"]}
+            if choice["message"].get("tool_calls"):
+                content["tool_calls"] = [{"index": i, **call} for i, call in enumerate(choice["message"]["tool_calls"])]
             events.append({**head, "choices": [{"index": index, "delta": content, "finish_reason": None}]})
             finish = {"index": index, "delta": {}, "finish_reason": choice["finish_reason"]}
         else:

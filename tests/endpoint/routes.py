@@ -17,6 +17,7 @@ from tests.endpoint.protocol import (
 )
 from tests.endpoint.recording import Kind
 from tests.endpoint.responses import chat_response, completion_response, event_stream, response_id
+from tests.endpoint.script import Script
 
 JSON_TYPE = "application/json"
 
@@ -26,6 +27,8 @@ class Settings:
     """What a server instance is configured with."""
 
     model: str = "test-model"
+    script: Script | None = None
+    """Scripted replies (tests/endpoint/script.py); None: the default rule only."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,8 @@ def _check_model(settings: Settings, model: str | None) -> str:
 
 def _chat(settings: Settings, body: dict[str, Any]) -> Reply:
     request = parse_chat(body)
-    response = chat_response(request, model=_check_model(settings, request.model), rid=response_id("chatcmpl", body))
+    response = chat_response(request, model=_check_model(settings, request.model), rid=response_id("chatcmpl", body),
+                             script=settings.script)
     if request.sampling.stream:
         return Reply(200, event_stream(response, request.sampling), "text/event-stream")
     return json_reply(response)
@@ -84,7 +88,8 @@ def _chat(settings: Settings, body: dict[str, Any]) -> Reply:
 
 def _completions(settings: Settings, body: dict[str, Any]) -> Reply:
     request = parse_completion(body)
-    response = completion_response(request, model=_check_model(settings, request.model), rid=response_id("cmpl", body))
+    response = completion_response(request, model=_check_model(settings, request.model), rid=response_id("cmpl", body),
+                                   script=settings.script)
     if request.sampling.stream:
         return Reply(200, event_stream(response, request.sampling), "text/event-stream")
     return json_reply(response)

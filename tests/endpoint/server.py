@@ -10,6 +10,7 @@ import json
 import sys
 import threading
 import traceback
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -22,6 +23,7 @@ if not __package__:  # run as a file: make the `tests` package importable from t
 from tests.endpoint.protocol import ApiError, parse_json_object
 from tests.endpoint.recording import RecordedRequest, Recorder
 from tests.endpoint.routes import Reply, Settings, find_route, json_reply, kind_of
+from tests.endpoint.script import Rule, Script
 
 HOST = "127.0.0.1"
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -186,14 +188,16 @@ class EndpointServer:
 
 
 def serve(
-    *, port: int = 0, model: str = "test-model", record: Path | None = None, quiet: bool = True
+    *, port: int = 0, model: str = "test-model", record: Path | None = None, quiet: bool = True,
+    script: Script | Sequence[Rule] | None = None,
 ) -> EndpointServer:
     """Start the endpoint on 127.0.0.1:``port`` (0 picks a free port) on a background thread.
 
     ``record`` appends every request as a JSONL line to that file. ``quiet=False`` logs each
-    request to stderr.
+    request to stderr. ``script`` gives scripted replies (tests/endpoint/script.py).
     """
-    httpd = _HTTPServer(port, Settings(model=model), Recorder(record), quiet=quiet)
+    rules = script if isinstance(script, Script) or script is None else Script(tuple(script))
+    httpd = _HTTPServer(port, Settings(model=model, script=rules), Recorder(record), quiet=quiet)
     return EndpointServer(httpd)
 
 

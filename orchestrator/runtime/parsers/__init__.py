@@ -10,6 +10,7 @@ import difflib
 from collections.abc import Callable
 from pathlib import Path
 
+from orchestrator.runtime.harness_parser import load_parsers, parser_path
 from orchestrator.schema.errors import ResultsParseError
 from orchestrator.schema.results import EvaluationResult
 from orchestrator.schema.samples import SampleRecord
@@ -27,8 +28,11 @@ PARSERS: dict[str, Parser] = {
 }
 
 
-def get_parser(harness: str) -> Parser:
-    """The parser registered for ``harness``; unknown names list the registered ones."""
+def get_parser(harness: str, *, harness_dir: Path | None = None) -> Parser:
+    """The parser in ``harness_dir`` (:mod:`orchestrator.runtime.harness_parser`) when it holds one, else the one
+    registered for ``harness``; unknown names list the registered ones."""
+    if harness_dir is not None and parser_path(harness_dir) is not None:
+        return load_parsers(harness_dir).parse
     try:
         return PARSERS[harness]
     except KeyError:
@@ -46,6 +50,9 @@ SAMPLE_PARSERS: dict[str, SampleParser] = {
 }
 
 
-def get_sample_parser(harness: str) -> SampleParser | None:
-    """The per-sample parser registered for ``harness``; None for a harness without one (it writes no samples.jsonl)."""
+def get_sample_parser(harness: str, *, harness_dir: Path | None = None) -> SampleParser | None:
+    """The per-sample parser in ``harness_dir`` when it holds one, else the one registered for ``harness``; None for a
+    harness without one (it writes no samples.jsonl)."""
+    if harness_dir is not None and parser_path(harness_dir) is not None:
+        return load_parsers(harness_dir).parse_samples
     return SAMPLE_PARSERS.get(harness)
