@@ -49,11 +49,11 @@ def clopper_pearson(k: int, n: int) -> tuple[float, float]:
     """The exact two-sided 95% interval of a proportion of ``k`` successes in ``n`` trials."""
     if not 0 <= k <= n or n < 1:
         raise ValueError(f"clopper_pearson: need 0 <= k <= n and n >= 1, got k={k}, n={n}")
-    log_choose = _log_choose(n)
+    log_comb = log_choose(n)
     # P(X >= k; p) grows with p: the lower bound is where it reaches the tail.
-    lower = 0.0 if k == 0 else _bisect(lambda p: _mass(log_choose, n, p, k, n) - _TAIL, rising=True)
+    lower = 0.0 if k == 0 else _bisect(lambda p: binomial_mass(log_comb, n, p, k, n) - _TAIL, rising=True)
     # P(X <= k; p) falls with p: the upper bound is where it drops to the tail.
-    upper = 1.0 if k == n else _bisect(lambda p: _mass(log_choose, n, p, 0, k) - _TAIL, rising=False)
+    upper = 1.0 if k == n else _bisect(lambda p: binomial_mass(log_comb, n, p, 0, k) - _TAIL, rising=False)
     return lower, upper
 
 
@@ -70,16 +70,17 @@ def bootstrap_mean(values: NDArray[np.float64], *, resamples: int = RESAMPLES, s
     return float(lower), float(upper)
 
 
-def _log_choose(n: int) -> NDArray[np.float64]:
+def log_choose(n: int) -> NDArray[np.float64]:
     """``log C(n, i)`` for i = 0..n: the cumulative sum of ``log((n - i) / (i + 1))``."""
     i = np.arange(n, dtype=np.float64)
     return np.concatenate(([0.0], np.cumsum(np.log(n - i) - np.log(i + 1))))
 
 
-def _mass(log_choose: NDArray[np.float64], n: int, p: float, first: int, last: int) -> float:
-    """``P(first <= X <= last)`` for ``X ~ Binomial(n, p)``, summed in log space."""
+def binomial_mass(log_comb: NDArray[np.float64], n: int, p: float, first: int, last: int) -> float:
+    """``P(first <= X <= last)`` for ``X ~ Binomial(n, p)``, summed in log space; ``log_comb`` is
+    :func:`log_choose` of ``n``."""
     i = np.arange(first, last + 1, dtype=np.float64)
-    log_pmf = log_choose[first:last + 1] + i * math.log(p) + (n - i) * math.log1p(-p)
+    log_pmf = log_comb[first:last + 1] + i * math.log(p) + (n - i) * math.log1p(-p)
     top = float(log_pmf.max())
     return math.exp(top) * float(np.exp(log_pmf - top).sum())
 

@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from orchestrator.host.compare import binned
+from orchestrator.runtime.intervals import binomial_mass, log_choose
 
 Floats = npt.NDArray[np.float64]
 
@@ -162,11 +163,7 @@ def binomial_two_sided(k: int, n: int) -> float:
     """P(X <= k) + P(X >= n - k) for X ~ Binomial(n, 1/2) and k <= n / 2, at most 1; summed in log space."""
     if n == 0 or 2 * k >= n:
         return 1.0
-    steps = np.arange(k)
-    log_comb = np.concatenate(([0.0], np.cumsum(np.log(n - steps) - np.log(steps + 1))))  # log C(n, 0..k)
-    log_pmf = log_comb - n * math.log(2)
-    top = float(log_pmf.max())
-    return min(1.0, 2 * math.exp(top) * float(np.exp(log_pmf - top).sum()))
+    return min(1.0, 2 * binomial_mass(log_choose(n), n, 0.5, 0, k))
 
 
 def sign_flip(d: Floats, *, rng: np.random.Generator, resamples: int = RESAMPLES) -> float:
