@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 help:
 	@echo "make demo      a real benchmark run on the embedded default model (reference endpoint + lm-eval)"
 	@echo "make test      lint, type-check and run the test suite (what CI runs)"
-	@echo "make images    start a Docker engine if none answers, build the base and harness images"
+	@echo "make images    start a Docker engine if none answers, build the base image, every harness image and the reference endpoint"
 	@echo "make slurm     install and start a single-node Slurm cluster on this machine (root)"
 	@echo "make unit      lint + unit tests (no Docker)"
 	@echo "make lint      ruff + mypy --strict"
@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 lint: venv
-	$(VENV)/bin/ruff check orchestrator tests images
+	$(VENV)/bin/ruff check orchestrator tests images bench
 	$(VENV)/bin/mypy
 
 typecheck: lint
@@ -42,9 +42,9 @@ demo-images: venv engine
 	bash scripts/build-image.sh lm-eval
 	bash scripts/build-image.sh reference-endpoint
 
-images: venv engine demo-images
-	bash images/vlmevalkit/stage-wheels.sh
-	bash scripts/build-image.sh vlmevalkit
+# Every harness folder of images/ (its prepare.sh first, if any) and the reference endpoint.
+images: venv engine
+	bash scripts/build-images.sh
 
 # A single-node Slurm cluster (munged, slurmctld, slurmd; loopback only) for the Slurm executor's tests.
 slurm:

@@ -17,7 +17,7 @@ from orchestrator.host.backends.container import Output
 from orchestrator.host.backends.executor import Executor, check_executor
 from orchestrator.host.backends.kubernetes.jobs import KubernetesOptions, render_jobs, write_jobs
 from orchestrator.host.backends.slurm.script import render_batch_script
-from orchestrator.host.catalog import HarnessImage, ImageCatalog, image_name, pick_image
+from orchestrator.host.catalog import HarnessImage, ImageCatalog, chosen_image, pick_image
 from orchestrator.host.data.cache import DataAccess, data_access
 from orchestrator.host.data.prefetched import check_holds, cluster_images, read_prefetched
 from orchestrator.host.plan import (
@@ -221,7 +221,7 @@ def image_chooser(catalog: ImageCatalog, *, harness: str | None, image: str | No
             return catalog.pinned(name=replay.image, image_id=replay.image_digest,
                                   repo_digest=replay.image_repo_digest)
         if harness or image:
-            return catalog.image(image_name(harness=harness, image=image))
+            return chosen_image(catalog, harness=harness, image=image)
         return pick_image(catalog.images(), eval_type_hint(request))
 
     return choose

@@ -23,11 +23,8 @@ from orchestrator.schema.framework import FrameworkDefinition
 from orchestrator.schema.limits import decode_utf8
 from orchestrator.schema.loading import parse_yaml, validate
 
-IMAGE_REPOS: dict[str, str] = {
-    "lm-eval": "evals/lm-eval",
-    "vlmevalkit": "evals/vlmevalkit",
-}
-"""Harness name -> image repository (prefixed by $EVALS_REGISTRY when set)."""
+IMAGE_REPO = "evals/{harness}"
+"""A harness's image repository (prefixed by $EVALS_REGISTRY when set); the harness is its images/ folder's name."""
 
 
 @dataclass(frozen=True)
@@ -79,20 +76,36 @@ def check_image_name(image: str, *, where: str = "--image") -> str:
     return image
 
 
-def image_name(*, harness: str | None, image: str | None) -> str:
-    """The image ``--image`` names (checked), else the default image of ``--harness``."""
-    return check_image_name(image) if image else image_for(harness or "")
-
-
 def image_for(harness: str, *, tag: str = "latest") -> str:
-    """The default image name of a harness; unknown harnesses list the known ones."""
-    if harness not in IMAGE_REPOS:
-        close = difflib.get_close_matches(harness, IMAGE_REPOS, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise InputError(f"unknown harness {harness!r}", hint=f"{hint}known: {', '.join(IMAGE_REPOS)}")
+    """The default image name of a harness: ``evals/<harness>:<tag>``, under ``$EVALS_REGISTRY`` when set."""
     registry = os.environ.get("EVALS_REGISTRY", "").rstrip("/")
-    repo = f"{registry}/{IMAGE_REPOS[harness]}" if registry else IMAGE_REPOS[harness]
-    return check_image_name(f"{repo}:{tag}", where="$EVALS_REGISTRY" if registry else "image")
+    return check_image_name(_default_name(harness, tag=tag, registry=registry),
+                            where="$EVALS_REGISTRY" if registry else "--harness")
+
+
+def _default_name(harness: str, *, tag: str = "latest", registry: str | None = None) -> str:
+    registry = os.environ.get("EVALS_REGISTRY", "").rstrip("/") if registry is None else registry
+    repo = IMAGE_REPO.format(harness=harness)
+    return f"{registry}/{repo}:{tag}" if registry else f"{repo}:{tag}"
+
+
+def chosen_image(catalog: ImageCatalog, *, harness: str | None, image: str | None) -> HarnessImage:
+    """The image ``--image`` names (checked), else the image of ``--harness``: its default name (:func:`image_for`) if
+    built, else another built image labelled with that harness. A harness no built image is labelled with is unknown:
+    the error lists the harnesses of the built images."""
+    if image:
+        return catalog.image(check_image_name(image))
+    default = image_for(harness or "")
+    built = catalog.images()
+    for found in built:
+        if found.harness == harness:
+            return found
+    known = sorted({found.harness for found in built})
+    close = difflib.get_close_matches(harness or "", known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise InputError(f"unknown harness {harness!r}: no built image is labelled {LABEL_HARNESS}={harness}",
+                     hint=f"{hint}built: {', '.join(known) or 'none'}; build {default} with "
+                          f"`bash scripts/build-image.sh {harness}` (harnesses: the folders of images/)")
 
 
 def from_labels(image: str, labels: dict[str, str]) -> HarnessImage:
@@ -114,14 +127,17 @@ def from_labels(image: str, labels: dict[str, str]) -> HarnessImage:
 
 def harness_images(found: list[tuple[str, dict[str, str]]]) -> list[HarnessImage]:
     """One image per harness, in harness order, from (name, labels) pairs: its default name (:func:`image_for`, under
-    ``$EVALS_REGISTRY`` when set) if it is among them, else the first found (the engine lists the newest first)."""
-    chosen: dict[str, HarnessImage] = {}
+    ``$EVALS_REGISTRY`` when set) if it is among them, else the first found (the engine lists the newest first).
+    Only the chosen images' framework labels are decoded and validated."""
+    chosen: dict[str, tuple[str, dict[str, str]]] = {}
     for name, labels in found:
-        image = from_labels(name, labels)
-        default = image.harness in IMAGE_REPOS and image.image == image_for(image.harness)
-        if image.harness not in chosen or default:
-            chosen[image.harness] = image
-    return sorted(chosen.values(), key=lambda image: image.harness)
+        harness = labels.get(LABEL_HARNESS)
+        if not harness:
+            from_labels(name, labels)  # not an evaluation image: says so
+            continue
+        if harness not in chosen or name == _default_name(harness):
+            chosen[harness] = (name, labels)
+    return [from_labels(name, labels) for _, (name, labels) in sorted(chosen.items())]
 
 
 class ImageCatalog(Protocol):

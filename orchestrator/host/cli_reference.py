@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 import typer
 
-from orchestrator.host.cli.app import app
+from orchestrator.host.cli.app import full_app
 from orchestrator.runtime.cli import build_parser
 
 OUTPUT = Path("docs/cli.md")
@@ -56,7 +56,7 @@ def _click_help(command: click.Command, ctx: click.Context) -> str:
 
 
 def _evals_docs() -> str:
-    group = typer.main.get_command(app)
+    group = typer.main.get_command(full_app())
     ctx = click.Context(group, info_name="evals", terminal_width=WIDTH, max_content_width=WIDTH)
     parts = ["## `evals`\n\n```text\n" + _click_help(group, ctx) + "```\n"]
     assert isinstance(group, click.Group)

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from orchestrator import __version__
 from orchestrator.runtime.data import check_cache, harness_env, run_data_step
 from orchestrator.runtime.execute import run_streaming
-from orchestrator.runtime.parsers import get_parser
+from orchestrator.runtime.harness_parser import load_parsers
 from orchestrator.runtime.proxies import describe_proxies, harness_view, planned_view, running_proxies
 from orchestrator.runtime.proxy.adjust import MASKED_VARS
 from orchestrator.runtime.proxy.upstream_proxy import proxy_for_url
@@ -203,6 +203,7 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
     """Run the plan: returns the results written to results.yml, or raises HarnessError (the harness failed),
     ResultsParseError (its output cannot be read) or, after writing both files, SampleErrorLimitError."""
     evaluation = plan.evaluation
+    parsers = load_parsers(framework.path.parent)  # a harness folder without its parser fails before anything runs
     key_vars = run_keys(evaluation)
     keys = _key_values(key_vars)
     for proxied in proxied_endpoints(evaluation):
@@ -237,9 +238,8 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
     if code != 0:
         raise HarnessError(f"{evaluation.framework_name} exited with code {code}", exit_code=code,
                            hint=f"see {output_dir / 'logs' / 'harness.log'}")
-    harness_dir = framework.path.parent
-    results = get_parser(evaluation.framework_name, harness_dir=harness_dir)(output_dir)
-    records = join_requests(collect_samples(evaluation.framework_name, output_dir, harness_dir=harness_dir),
+    results = parsers.parse(output_dir)
+    records = join_requests(collect_samples(evaluation.framework_name, output_dir, parser=parsers.parse_samples),
                             output_dir / "logs")
     results = with_sample_stats(results, records)
     document = ResultsFile(

@@ -1,12 +1,13 @@
 """samples.jsonl and what results.yml learns from it: per-task sample counts, ``stats.ci95`` and the error check.
 
-After the harness succeeded and its results were parsed, the harness's sample parser (if it has one) reads its
-per-sample output. The records are written to ``<output dir>/samples.jsonl`` (atomically, ordered by task, sample
-and repeat; a stale file from an earlier run in the same directory is removed when this run has none), each task of
-results.yml gains ``samples: {scored, unscored, error}``, and every task score whose mean over the task's non-error
-samples is the value the harness reported (a mean of per-sample scores, not e.g. a corpus-level BLEU) gains
-``stats.ci95`` (:mod:`orchestrator.runtime.intervals`). Repeats of one sample are averaged first, so the interval is
-over samples, not over repeats. Then :func:`check_errors` fails the run when a task has too many errors.
+After the harness succeeded and its results were parsed, the harness's sample parser (``parse_samples`` of its
+parser module, :mod:`orchestrator.runtime.harness_parser`) reads its per-sample output. The records are written to
+``<output dir>/samples.jsonl`` (atomically, ordered by task, sample and repeat; a stale file from an earlier run in
+the same directory is removed when this run has none), each task of results.yml gains ``samples: {scored, unscored,
+error}``, and every task score whose mean over the task's non-error samples is the value the harness reported (a
+mean of per-sample scores, not e.g. a corpus-level BLEU) gains ``stats.ci95``
+(:mod:`orchestrator.runtime.intervals`). Repeats of one sample are averaged first, so the interval is over samples,
+not over repeats. Then :func:`check_errors` fails the run when a task has too many errors.
 
 :func:`join_requests` adds to each record the ids of the model proxy's request records (``logs/requests.jsonl``)
 whose prompt key is the record's input's (:func:`~orchestrator.schema.samples.prompt_key`): where the harness's
@@ -25,8 +26,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
+from orchestrator.runtime.harness_parser import SampleParser
 from orchestrator.runtime.intervals import ci95
-from orchestrator.runtime.parsers import get_sample_parser
 from orchestrator.schema.errors import SampleErrorLimitError
 from orchestrator.schema.requests import REQUESTS_FILE, RequestRecord, read_request_records
 from orchestrator.schema.results import EvaluationResult, MetricResult, SampleCounts, Score, TaskResult
@@ -36,13 +37,8 @@ MEAN_TOLERANCE = 1e-9
 """How close (relative) the mean over samples must be to the harness's value for a score to get an interval."""
 
 
-def collect_samples(harness: str, output_dir: Path, *, harness_dir: Path | None = None) -> list[SampleRecord]:
-    """The run's records from the harness's sample parser (the one in ``harness_dir`` when it holds one); [] (and a
-    warning on stderr) when there are none."""
-    parser = get_sample_parser(harness, harness_dir=harness_dir)
-    if parser is None:
-        _warn(f"{harness} has no sample parser: no {SAMPLES_FILE}, no sample counts or confidence intervals")
-        return []
+def collect_samples(harness: str, output_dir: Path, *, parser: SampleParser) -> list[SampleRecord]:
+    """The run's records from the harness's sample ``parser``; [] (and a warning on stderr) when there are none."""
     records = parser(output_dir)
     if not records:
         _warn(f"{harness} wrote no per-sample output under {output_dir}: no {SAMPLES_FILE}, no sample counts or "

@@ -12,6 +12,7 @@ import sys
 from pydantic import BaseModel
 
 from orchestrator.schema.config import RunConfigLayer
+from orchestrator.schema.conformance import ConformanceSpec
 from orchestrator.schema.contract import SCHEMA_DIR
 from orchestrator.schema.framework import FrameworkDefinition
 from orchestrator.schema.gate import GatePolicy
@@ -32,6 +33,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "samples.schema.json": SampleRecord,
     "gate_policy.schema.json": GatePolicy,
     "requests.schema.json": RequestRecord,
+    "conformance.schema.json": ConformanceSpec,
 }
 
 

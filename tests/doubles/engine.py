@@ -46,10 +46,20 @@ class FakeImages:
 
 
 @dataclass
+class FakeApi:
+    """``engine.api``: its image list is not among the calls `--from` makes either."""
+
+    def images(self, filters: dict[str, str]) -> list[dict[str, object]]:
+        """Not among the calls `--from` makes: it pins its image by id and never picks one by task."""
+        raise AssertionError(f"--from must not pick an image by task (images listed with {filters})")
+
+
+@dataclass
 class FakeEngine:
-    """A Docker client with only ``images``."""
+    """A Docker client with only ``images`` (and ``api``, whose image list fails the test)."""
 
     images: FakeImages = field(default_factory=FakeImages)
+    api: FakeApi = field(default_factory=FakeApi)
 
 
 def as_client(engine: FakeEngine) -> docker.DockerClient:

@@ -18,13 +18,15 @@ import docker
 import pytest
 import yaml
 
-from orchestrator.runtime.parsers.vlmevalkit_samples import samples
+from orchestrator.runtime.harness_parser import load_parsers
 from orchestrator.schema.container import RESULTS_DIR
 from orchestrator.schema.results import ResultsFile
 from tests.faults.server import FaultRecord, serve_faulty
 from tests.integration.conftest import DATA, REPO
 from tests.integration.expected import gsm8k_flexible
 from tests.integration.harness import run_image
+
+samples = load_parsers(Path(__file__).resolve().parents[2] / "images" / "vlmevalkit").parse_samples
 
 MAX_RETRIES = 2
 ATTEMPTS = MAX_RETRIES + 1

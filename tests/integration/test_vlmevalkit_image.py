@@ -28,7 +28,7 @@ import docker
 import pytest
 import yaml
 
-from orchestrator.runtime.parsers.vlmevalkit_samples import samples
+from orchestrator.runtime.harness_parser import load_parsers
 from orchestrator.runtime.render import render_command
 from orchestrator.schema.container import DATA_DIR, RESULTS_DIR
 from orchestrator.schema.errors import InputError
@@ -41,6 +41,8 @@ from tests.endpoint.server import EndpointServer, serve
 from tests.faults.server import serve_faulty
 from tests.integration.conftest import REPO
 from tests.integration.harness import Finished, run_image
+
+samples = load_parsers(Path(__file__).resolve().parents[2] / "images" / "vlmevalkit").parse_samples
 
 DATA = REPO / "tests" / "fixtures" / "lmudata"
 TASKS = ["ai2d_judge", "chartqa", "mathvista-mini", "mmmu_judge", "ocrbench", "ocr_reasoning", "slidevqa"]

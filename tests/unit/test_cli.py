@@ -171,12 +171,23 @@ def test_framework_file_missing(tmp_path: Path) -> None:
     assert result.returncode == 2 and "framework file not found" in result.stderr
 
 
-def test_core_evals_entry_point_has_framework_preset() -> None:
-    script = Path(sys.executable).parent / "core_evals_lm_eval"
-    result = subprocess.run([str(script), "ls"], capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    assert lines[0] == "Available tasks:"
-    for task in ["mmlu", "mmlu_pro", "gsm8k", "arc_challenge", "hellaswag", "truthfulqa_mc2", "winogrande",
-                 "ifeval", "bbh", "humaneval", "mbpp"]:
-        assert f"* {task} (in lm-eval)" in lines
+def test_core_evals_entry_point_has_framework_preset(tmp_path: Path) -> None:
+    """``core_evals`` linked as ``core_evals_<h>`` (as every Dockerfile links it) presets the source tree's
+    images/<harness>/framework.yml; the documented form repeats the program name
+    (`docker run IMAGE core_evals_<h> ls`)."""
+    link = tmp_path / "core_evals_lm_eval"
+    link.symlink_to(Path(sys.executable).parent / "core_evals")
+    env = {key: value for key, value in os.environ.items() if key != "EVALS_FRAMEWORK_FILE"}
+    for args in (["ls"], ["core_evals_lm_eval", "ls"]):
+        result = subprocess.run([str(link), *args], capture_output=True, text=True, timeout=60, check=False, env=env)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0] == "Available tasks:"
+        for task in ["mmlu", "mmlu_pro", "gsm8k", "arc_challenge", "hellaswag", "truthfulqa_mc2", "winogrande",
+                     "ifeval", "bbh", "humaneval", "mbpp"]:
+            assert f"* {task} (in lm-eval)" in lines
+    unknown = tmp_path / "core_evals_no_such_harness"
+    unknown.symlink_to(Path(sys.executable).parent / "core_evals")
+    result = subprocess.run([str(unknown), "ls"], capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert result.returncode == 2 and "--framework" in result.stderr
+

@@ -21,7 +21,7 @@ WIDE = {"COLUMNS": "250"}
 
 def evals(*args: str) -> tuple[int, str, str]:
     """`evals ARGS` through typer's runner: exit code, stdout, stderr (an EvalsError keeps its own exit code)."""
-    result = CliRunner().invoke(cli.app, list(args), env=WIDE)
+    result = CliRunner().invoke(cli.full_app(), list(args), env=WIDE)
     code = result.exit_code
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         code = getattr(result.exception, "exit_code", -1)

@@ -17,7 +17,7 @@ from tests.unit.sample_runs import records, write_run
 
 def gate(policy: Path, a: Path, b: Path, *extra: str) -> tuple[int, str, str]:
     """`evals gate` through typer's runner; exit codes 0, 1 and 3 are the decision's."""
-    result = CliRunner().invoke(cli.app, ["gate", "--policy", str(policy), str(a), str(b), *extra],
+    result = CliRunner().invoke(cli.full_app(), ["gate", "--policy", str(policy), str(a), str(b), *extra],
                                 env={"COLUMNS": "200"})
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception

@@ -13,7 +13,7 @@ import yaml
 
 from orchestrator.host.backends.container import LaunchSpec, Output
 from orchestrator.host.backends.local.docker import EngineUnavailableError
-from orchestrator.host.catalog import HarnessImage, from_labels, harness_images, pick_image
+from orchestrator.host.catalog import HarnessImage, chosen_image, from_labels, harness_images, pick_image
 from orchestrator.host.cli.app import main
 from orchestrator.host.cli.services import default_services
 from orchestrator.schema.container import (
@@ -23,7 +23,9 @@ from orchestrator.schema.container import (
     RESOLVED_CONFIG_PATH,
     RESULTS_DIR,
 )
+from orchestrator.schema.errors import InputError
 from orchestrator.schema.results import ResultsFile
+from tests.doubles.catalog import FakeCatalog
 from tests.doubles.launcher import FakeLauncher
 from tests.doubles.services import fake_services
 from tests.unit.evals_app import Evals
@@ -165,6 +167,25 @@ def test_the_default_image_of_a_harness_wins_over_other_builds(monkeypatch: pyte
     assert harness_images(found(other, mine)) == [other]  # none is the default: the newest
     monkeypatch.setenv("EVALS_REGISTRY", "me")
     assert harness_images(found(other, IMAGES[0], mine, IMAGES[1])) == [mine, IMAGES[1]]
+
+
+def test_harness_option_is_a_harness_some_built_image_is_labelled_with(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No list of harnesses: --harness H is the image labelled H (its default name first); any other H is unknown,
+    and the error lists the built ones."""
+    mine = replace(IMAGES[0], image="me/evals/lm-eval:latest")
+    assert chosen_image(FakeCatalog([IMAGES[1], mine]), harness="lm-eval", image=None) == mine
+    monkeypatch.setenv("EVALS_REGISTRY", "me")
+    assert chosen_image(FakeCatalog(harness_images([(i.image, labels_for(i.harness, "1")) for i in
+                                                    (IMAGES[0], mine)])), harness="lm-eval", image=None).image == \
+        "me/evals/lm-eval:latest"
+    monkeypatch.delenv("EVALS_REGISTRY")
+    with pytest.raises(InputError) as info:
+        chosen_image(FakeCatalog(IMAGES), harness="lm-evl", image=None)
+    message = str(info.value)
+    assert "unknown harness 'lm-evl'" in message and "did you mean 'lm-eval'?" in message
+    assert "built: lm-eval, vlmevalkit" in message and "bash scripts/build-image.sh lm-evl" in message
+    with pytest.raises(InputError, match="built: none"):
+        chosen_image(FakeCatalog([]), harness="simple-evals", image=None)
 
 
 def test_images_are_harness_images() -> None:

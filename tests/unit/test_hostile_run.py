@@ -5,6 +5,7 @@ ways through the runtime CLI, in-process)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,14 @@ LM_EVAL = REPO / "images" / "lm-eval" / "framework.yml"
 VLM = REPO / "images" / "vlmevalkit" / "framework.yml"
 URL = "http://localhost:8000/v1/chat/completions"
 JUDGE = {"config": {"params": {"extra": {"judge": {"model": "j", "url": URL, "api_key": "JUDGE_KEY"}}}}}
+
+
+def fake_framework(tmp_path: Path) -> Path:
+    """Where an edited copy of the fake framework goes: a harness folder of its own, with the fake's parser."""
+    folder = tmp_path / FAKE.parent.name
+    folder.mkdir()
+    shutil.copy(FAKE.parent / "parse_fake_lm_eval.py", folder)
+    return folder / "framework.yml"
 
 
 def runtime(tmp_path: Path, *args: str, framework: Path = FAKE, doc: dict[str, Any] | None = None,
@@ -54,7 +63,7 @@ def runtime(tmp_path: Path, *args: str, framework: Path = FAKE, doc: dict[str, A
 
 def test_a_judge_key_is_checked_before_anything_is_written_and_masked_in_the_log(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    framework = tmp_path / "framework.yml"
+    framework = fake_framework(tmp_path)
     text = FAKE.read_text().replace("  command: |-\n    python3", "  command: |-\n    echo \"judge key: $JUDGE_KEY\";"
                                     " python3")
     text = text.replace("script: tests/", f"script: {REPO}/tests/")
@@ -229,7 +238,7 @@ def test_injected_values_reach_the_harness_as_data(template: str, where: str, tm
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     mark = tmp_path / "pwned"
     value = template.format(mark=mark)
-    framework = tmp_path / "framework.yml"
+    framework = fake_framework(tmp_path)
     framework.write_text(FAKE.read_text().replace(
         "  command: |-\n    python3",
         "  command: |-\n    printf '%s|%s\\n' {{ target.api_endpoint.model_id | shq }} "

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-import orchestrator.runtime.parsers.lm_eval as lm_eval_parser
-from orchestrator.runtime.parsers.lm_eval import parse
+from orchestrator.runtime.harness_parser import load_parsers
 from orchestrator.schema.errors import ResultsParseError
 from orchestrator.schema.results import EvaluationResult, GroupResult, Score, TaskResult
+
+parse = load_parsers(Path(__file__).resolve().parents[2] / "images" / "lm-eval").parse
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lm_eval"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir() and not p.name.startswith("_"))
@@ -224,11 +223,3 @@ def test_truncated_json_names_the_file(tmp_path: Path) -> None:
 def test_malformed_results(tmp_path: Path, content: str, expected: str) -> None:
     (tmp_path / "results_2026-11-27T07-25-48.298356.json").write_text(content)
     assert expected in error_for(tmp_path)
-
-
-def test_parser_imports_only_stdlib_and_the_schema() -> None:
-    tree = ast.parse(Path(lm_eval_parser.__file__).read_text())
-    modules = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    modules |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    foreign = {m for m in modules if m.split(".")[0] not in sys.stdlib_module_names | {"__future__", "orchestrator"}}
-    assert not foreign

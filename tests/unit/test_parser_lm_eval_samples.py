@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from orchestrator.runtime.parsers import SAMPLE_PARSERS, get_sample_parser
-from orchestrator.runtime.parsers.lm_eval import parse
-from orchestrator.runtime.parsers.lm_eval_samples import parse_samples
+from orchestrator.runtime.harness_parser import load_parsers
 from orchestrator.schema.errors import ResultsParseError
 from orchestrator.schema.samples import ImageRef, Message, SampleRecord, TextPart, sample_id
+
+LM_EVAL = load_parsers(Path(__file__).resolve().parents[2] / "images" / "lm-eval")
+parse, parse_samples = LM_EVAL.parse, LM_EVAL.parse_samples
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lm_eval"
 WITH_SAMPLES = ["gsm8k_chat_system", "group_generative_samples", "group_multiple_choice_samples",
@@ -35,12 +36,6 @@ def of_task(records: list[SampleRecord], task: str) -> list[SampleRecord]:
 def raw_lines(case: str, task: str) -> list[dict[str, Any]]:
     path = next((FIXTURES / case).rglob(f"samples_{task}_*.jsonl"))
     return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def test_the_registry_names_the_lm_eval_sample_parser() -> None:
-    assert SAMPLE_PARSERS["lm-eval"] is parse_samples
-    assert get_sample_parser("lm-eval") is parse_samples
-    assert get_sample_parser("no-such-harness") is None
 
 
 def test_chat_records_every_field() -> None:

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.runtime.parsers.vlmevalkit import parse
+from orchestrator.runtime.harness_parser import load_parsers
 from orchestrator.schema.errors import ResultsParseError
 from orchestrator.schema.results import EvaluationResult, GroupResult, Score, TaskResult
+
+parse = load_parsers(Path(__file__).resolve().parents[2] / "images" / "vlmevalkit").parse
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "vlmevalkit"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())

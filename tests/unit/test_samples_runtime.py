@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from orchestrator.runtime import cli as runtime_cli
+from orchestrator.runtime.harness_parser import load_parsers
 from orchestrator.runtime.intervals import clopper_pearson
-from orchestrator.runtime.parsers import SAMPLE_PARSERS
-from orchestrator.runtime.parsers.lm_eval_samples import parse_samples
 from orchestrator.runtime.samples import check_errors, join_requests, with_sample_stats, write_samples
 from orchestrator.schema.errors import SampleErrorLimitError
 from orchestrator.schema.results import EvaluationResult, MetricResult, ResultsFile, Score, TaskResult
 from orchestrator.schema.samples import SAMPLES_FILE, Message, SampleRecord, prompt_key
 from tests.unit.test_cli import FAKE, REPO, URL, run_eval
+
+FAKE_PARSERS = load_parsers(FAKE.parent)
+parse_samples = FAKE_PARSERS.parse_samples
 
 STRICT = "exact_match__strict-match"
 
@@ -86,7 +89,7 @@ def run_in_process(out: Path, *overrides: str) -> int:
 
 def test_errors_over_max_error_fraction_fail_the_run_after_writing_both_files(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setitem(SAMPLE_PARSERS, "lm-eval", failing_parser)
+    monkeypatch.setattr(sys.modules[FAKE_PARSERS.module], "parse_samples", failing_parser)
     monkeypatch.chdir(REPO)  # the fake framework names its script relative to the repository
     out = tmp_path / "out"
     assert run_in_process(out) == 1
@@ -101,7 +104,7 @@ def test_errors_over_max_error_fraction_fail_the_run_after_writing_both_files(
 
 
 def test_errors_within_max_error_fraction_pass(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(SAMPLE_PARSERS, "lm-eval", failing_parser)
+    monkeypatch.setattr(sys.modules[FAKE_PARSERS.module], "parse_samples", failing_parser)
     monkeypatch.chdir(REPO)
     assert run_in_process(tmp_path / "out", "config.params.max_error_fraction=0.2") == 0
 

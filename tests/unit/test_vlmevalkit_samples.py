@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.runtime.parsers import SAMPLE_PARSERS
-from orchestrator.runtime.parsers.vlmevalkit import parse
-from orchestrator.runtime.parsers.vlmevalkit_samples import samples
+from orchestrator.runtime.harness_parser import load_parsers
 from orchestrator.schema.errors import ResultsParseError
 from orchestrator.schema.samples import ImageRef, Message, SampleRecord, TextPart, sample_id
+
+VLMEVALKIT = load_parsers(Path(__file__).resolve().parents[2] / "images" / "vlmevalkit")
+parse, samples = VLMEVALKIT.parse, VLMEVALKIT.parse_samples
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 RUNS = FIXTURES / "vlmevalkit"
@@ -47,10 +48,6 @@ def copy_run(case: str, tmp_path: Path) -> Path:
     out = tmp_path / case
     shutil.copytree(RUNS / case, out)
     return out
-
-
-def test_registered_for_the_vlmevalkit_harness() -> None:
-    assert SAMPLE_PARSERS["vlmevalkit"] is samples
 
 
 def test_ocrbench_records_hand_checked() -> None:

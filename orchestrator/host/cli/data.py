@@ -9,7 +9,7 @@ import click
 import typer
 from rich.markup import escape
 
-from orchestrator.host.catalog import image_name, pick_image
+from orchestrator.host.catalog import chosen_image, pick_image
 from orchestrator.host.cli.console import stderr, stdout, write_output
 from orchestrator.host.cli.options import EvalTypes, Harness, Overrides
 from orchestrator.host.cli.services import services_of
@@ -56,7 +56,7 @@ def prefetch_data(
     catalog = services.catalog
     items = []
     for task in eval_type:
-        chosen = (catalog.image(image_name(harness=harness, image=image)) if harness or image
+        chosen = (chosen_image(catalog, harness=harness, image=image) if harness or image
                   else pick_image(catalog.images(), task))
         items.append(PrefetchItem(image=chosen, eval_type=task, run_config=run_config, overrides=overrides))
     formats = tuple(image_format or (["docker-archive"] if images else []))

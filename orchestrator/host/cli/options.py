@@ -9,6 +9,7 @@ import typer
 EvalTypes = Annotated[list[str] | None, typer.Option("--eval_type", "--eval-type",
                                                      help="TASK or HARNESS.TASK; repeat for several tasks")]
 Overrides = Annotated[str | None, typer.Option("--overrides", help="'a.b=c,d.e=f' (YAML values)")]
-Harness = Annotated[str | None, typer.Option("--harness", help="lm-eval or vlmevalkit")]
+Harness = Annotated[str | None, typer.Option(
+    "--harness", help="harness name (`evals ls`): its image evals/NAME:latest, else a built one labelled with it")]
 RunId = Annotated[str, typer.Argument(help="run id")]
 LatestRunId = Annotated[str | None, typer.Argument(help="run id (default: the latest run)")]

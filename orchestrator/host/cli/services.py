@@ -9,18 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import typer
 
-from orchestrator.host.api import ExecutorFor
-from orchestrator.host.backends.container import Launcher
-from orchestrator.host.backends.executor import Executor
 from orchestrator.host.backends.local.docker import DockerImages, DockerLauncher, LabelledContainers
-from orchestrator.host.backends.local.executor import LocalExecutor
-from orchestrator.host.backends.slurm.commands import SlurmCli
-from orchestrator.host.backends.slurm.executor import SlurmExecutor
-from orchestrator.host.catalog import ImageCatalog
-from orchestrator.host.plan import preflight
+
+if TYPE_CHECKING:
+    from orchestrator.host.api import ExecutorFor
+    from orchestrator.host.backends.container import Launcher
+    from orchestrator.host.backends.executor import Executor
+    from orchestrator.host.catalog import ImageCatalog
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,16 +37,24 @@ class HostServices:
 
 
 def default_services() -> HostServices:
-    """The real backends: this machine's Docker engine and Slurm's commands, each connected on first use."""
+    """The real backends: this machine's Docker engine and Slurm's commands, each connected on first use. The
+    executors and the endpoint check are imported when first used (`evals ls` needs neither)."""
     launcher = DockerLauncher()
 
     def executor_for(kind: str) -> Executor:
         if kind == "slurm":
+            from orchestrator.host.backends.slurm.commands import SlurmCli  # noqa: PLC0415
+            from orchestrator.host.backends.slurm.executor import SlurmExecutor  # noqa: PLC0415
             return SlurmExecutor(SlurmCli(), LabelledContainers)
+        from orchestrator.host.backends.local.executor import LocalExecutor  # noqa: PLC0415
         return LocalExecutor(launcher, LabelledContainers())
 
+    def check_endpoint(url: str) -> None:
+        from orchestrator.host.plan import preflight  # noqa: PLC0415
+        preflight(url)
+
     return HostServices(catalog=DockerImages(), launcher=launcher, executor_for=executor_for,
-                        check_endpoint=preflight)
+                        check_endpoint=check_endpoint)
 
 
 def services_of(ctx: typer.Context) -> HostServices:

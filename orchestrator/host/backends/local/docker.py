@@ -160,11 +160,15 @@ class DockerLauncher(_OnEngine):
 
 
 def labelled_images(engine: docker.DockerClient, label: str) -> list[tuple[str, dict[str, str]]]:
-    """(first tag, labels) of every local image carrying ``label``."""
+    """(first tag, labels) of every local image carrying ``label``: one request to the engine (the SDK's
+    ``images.list`` inspects each image again), the tag ``:latest`` first, an untagged image by its short id."""
     found: list[tuple[str, dict[str, str]]] = []
-    for image in engine.images.list(filters={"label": label}):
-        tags: list[str] = image.tags or [image.short_id]
-        found.append((sorted(tags, key=lambda t: (not t.endswith(":latest"), t))[0], image.labels or {}))
+    for summary in engine.api.images(filters={"label": label}):
+        tags = [tag for tag in summary.get("RepoTags") or [] if tag != "<none>:<none>"]
+        image_id = str(summary["Id"])
+        short_id = image_id[:19] if image_id.startswith("sha256:") else image_id[:12]
+        found.append((sorted(tags, key=lambda t: (not t.endswith(":latest"), t))[0] if tags else short_id,
+                      dict(summary.get("Labels") or {})))
     return found
 
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Stage the CPU build of torch for the vlmevalkit image into images/vlmevalkit/wheels/ (gitignored), where
-# its Dockerfile installs it from. Looks in $EVALS_WHEELHOUSE, else in $PIP_FIND_LINKS (pip's own setting for
+# The vlmevalkit folder's preparation step (scripts/build-images.sh runs a harness folder's prepare.sh before
+# building it): stage the CPU build of torch for the vlmevalkit image into images/vlmevalkit/wheels/
+# (gitignored), where its Dockerfile installs it from. Looks in $EVALS_WHEELHOUSE, else in $PIP_FIND_LINKS (pip's own setting for
 # a local wheelhouse; several directories may be listed, separated by spaces), for the torch version that
 # requirements.txt pins, as a +cpu cp311 linux x86_64 wheel.
 #
-#   bash images/vlmevalkit/stage-wheels.sh && bash scripts/build-image.sh vlmevalkit
+#   bash images/vlmevalkit/prepare.sh && bash scripts/build-image.sh vlmevalkit
 #
 # Without such a wheel the build still works: it installs torch from --build-arg TORCH_INDEX_URL if given
 # (e.g. https://download.pytorch.org/whl/cpu), else PyPI's CUDA build (several GB larger). Idempotent.
@@ -23,17 +24,17 @@ for dir in $SOURCES; do
     for wheel in "$dir"/$PATTERN; do
         [ -f "$wheel" ] || continue
         if cmp -s "$wheel" "$DEST/$(basename "$wheel")"; then
-            echo "stage-wheels: $DEST/$(basename "$wheel") already staged"
+            echo "prepare: $DEST/$(basename "$wheel") already staged"
         else
             cp "$wheel" "$DEST/"
-            echo "stage-wheels: $wheel -> images/vlmevalkit/$DEST/"
+            echo "prepare: $wheel -> images/vlmevalkit/$DEST/"
         fi
         exit 0
     done
 done
 if ls "$DEST"/$PATTERN >/dev/null 2>&1; then
-    echo "stage-wheels: no wheelhouse named; keeping the staged $(cd "$DEST" && ls $PATTERN)"
+    echo "prepare: no wheelhouse named; keeping the staged $(cd "$DEST" && ls $PATTERN)"
     exit 0
 fi
-echo "stage-wheels: no $PATTERN in ${SOURCES:-\$EVALS_WHEELHOUSE / \$PIP_FIND_LINKS (both unset)}:" \
+echo "prepare: no $PATTERN in ${SOURCES:-\$EVALS_WHEELHOUSE / \$PIP_FIND_LINKS (both unset)}:" \
      "the image will get torch from TORCH_INDEX_URL if given, else PyPI's CUDA build" >&2

@@ -43,7 +43,7 @@ from pydantic import ValidationError
 from orchestrator.schema.errors import ResultsParseError
 from orchestrator.schema.samples import Message, SampleRecord, sample_id
 
-from .vlmevalkit import task_name
+from .results import task_name
 
 FAIL_MSG = "Failed to obtain answer via API."
 """What VLMEvalKit 26.3's API clients return after their last failed attempt (``vlmeval/api/base.py``; ``GPT4V``
@@ -72,7 +72,7 @@ class _Dataset:
     score: Callable[[Row, Row | None, float | None], _Judged]
 
 
-def samples(output_dir: Path) -> list[SampleRecord]:
+def parse_samples(output_dir: Path) -> list[SampleRecord]:
     """The records of every dataset whose prediction file is below ``output_dir`` (the run's ``--work-dir``)."""
     if not output_dir.is_dir():
         raise ResultsParseError(f"VLMEvalKit output directory {output_dir} does not exist")

@@ -33,9 +33,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from orchestrator.runtime.parsers.lm_eval import load_results, newest_results_file, run_timestamp
 from orchestrator.schema.errors import ResultsParseError
 from orchestrator.schema.samples import ImageRef, Message, SampleRecord, TextPart, sample_id
+
+from .results import load_results, newest_results_file, run_timestamp
 
 INVALID = "[invalid]"
 """What lm-eval's regex filters answer when they find nothing."""
