@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 MODEL_ROLE = "model"
 """The endpoint under evaluation (``target.api_endpoint``), as a role among the auxiliary ones."""
 
-AUXILIARY_ROLES: tuple[str, ...] = ("judge",)
+AUXILIARY_ROLES: tuple[str, ...] = ("judge", "user_simulator")
 """Keys of ``config.params.extra`` that name an auxiliary endpoint, in the order their proxies start."""
 
 

@@ -45,7 +45,8 @@ RUN = ["run", "--model_id", "m", "--model_url", URL, "--model_type", "completion
 LM_EVAL = REPO / "images" / "lm-eval" / "framework.yml"
 FAKE = REPO / "tests" / "fixtures" / "frameworks" / "fake-lm-eval" / "framework.yml"
 JUDGE = ('config.params.extra.judge={"model": "j", "url": "http://localhost:9/v1/chat/completions", '
-         '"api_key": "JK"},config.params.extra.x=[1, null, 2.5e-07, "yes", "", {a: ~}]')
+         '"api_key": "JK"},config.params.extra.x=[1, null, 2.5e-07, "yes", "", {a: ~}],'
+         'config.params.extra.user_simulator={"model_id": "u", "url": "http://localhost:7/v1/chat/completions"}')
 
 
 def rendered_config_text(dry_run_output: str) -> str:
