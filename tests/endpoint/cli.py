@@ -20,6 +20,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--record", type=Path, help="append every request to this JSONL file")
     parser.add_argument("--quiet", action="store_true", help="do not log each request to stderr")
     parser.add_argument("--script", type=Path, help="scripted replies: a JSON file of rules (tests/endpoint/script.py)")
+    parser.add_argument("--delay", type=float, default=0.0,
+                        help="seconds each chat/completions request waits before its answer is sent (default 0)")
     return parser
 
 
@@ -38,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         print(f"error: --script: {error}", file=sys.stderr)
         return 2
-    server = serve(port=args.port, model=args.model, record=args.record, quiet=args.quiet, script=script)
+    if args.delay < 0:
+        print(f"error: --delay must be >= 0 seconds, not {args.delay}", file=sys.stderr)
+        return 2
+    server = serve(port=args.port, model=args.model, record=args.record, quiet=args.quiet, script=script,
+                   delay=args.delay)
     try:
         print(f"listening on {server.url}", flush=True)
         stop.wait()

@@ -29,6 +29,8 @@ class Settings:
     model: str = "test-model"
     script: Script | None = None
     """Scripted replies (tests/endpoint/script.py); None: the default rule only."""
+    delay: float = 0.0
+    """Seconds each inference request waits before its answer is sent (a known latency for load generators)."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -79,6 +80,8 @@ class _Handler(BaseHTTPRequestHandler):
             headers=dict(self.headers.items()),
             body=_try_json(raw),
         )
+        if self.server.settings.delay > 0 and kind_of(path) == "inference":
+            time.sleep(self.server.settings.delay)
         self._send(reply)
 
     def _reply(self, path: str, raw: bytes) -> Reply:
@@ -189,15 +192,18 @@ class EndpointServer:
 
 def serve(
     *, port: int = 0, model: str = "test-model", record: Path | None = None, quiet: bool = True,
-    script: Script | Sequence[Rule] | None = None,
+    script: Script | Sequence[Rule] | None = None, delay: float = 0.0,
 ) -> EndpointServer:
     """Start the endpoint on 127.0.0.1:``port`` (0 picks a free port) on a background thread.
 
     ``record`` appends every request as a JSONL line to that file. ``quiet=False`` logs each
-    request to stderr. ``script`` gives scripted replies (tests/endpoint/script.py).
+    request to stderr. ``script`` gives scripted replies (tests/endpoint/script.py). ``delay``: seconds each
+    inference request (chat, completions) waits before its whole answer is sent, streamed or not.
     """
+    if delay < 0:
+        raise ValueError(f"delay must be >= 0 seconds, not {delay}")
     rules = script if isinstance(script, Script) or script is None else Script(tuple(script))
-    httpd = _HTTPServer(port, Settings(model=model, script=rules), Recorder(record), quiet=quiet)
+    httpd = _HTTPServer(port, Settings(model=model, script=rules, delay=delay), Recorder(record), quiet=quiet)
     return EndpointServer(httpd)
 
 

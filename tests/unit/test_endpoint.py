@@ -465,3 +465,56 @@ def test_runs_as_a_process_and_stops_on_sigterm(command: list[str], tmp_path: Pa
             process.kill()
             process.wait()
     assert json.loads(record.read_text())["path"] == "/health"
+
+
+# --- a known latency ----------------------------------------------------------------------------------------
+
+
+def timed(action: Any) -> float:
+    start = time.monotonic()
+    action()
+    return time.monotonic() - start
+
+
+def test_delay_holds_each_inference_answer_and_nothing_else() -> None:
+    with serve(delay=0.3) as slow:
+        assert timed(lambda: chat(slow, "Question: 2+3? Answer:")) >= 0.3
+        assert timed(lambda: completion(slow, prompt="Question: 4? Answer:")) >= 0.3
+        assert timed(lambda: call(slow, "GET", "/v1/models")) < 0.2  # info routes are not held
+        assert chat(slow, "Question: 2+3? Answer:")["choices"][0]["message"]["content"] == "The answer is 3."
+    with serve() as fast:
+        assert timed(lambda: chat(fast, "Question: 2+3? Answer:")) < 0.2
+    with pytest.raises(ValueError, match="delay must be >= 0"):
+        serve(delay=-1)
+
+
+def test_delay_holds_concurrent_requests_in_parallel() -> None:
+    """Four requests at once take the delay once, not four times: a load generator measures the delay."""
+    with serve(delay=0.4) as slow, ThreadPoolExecutor(4) as pool:
+        took = timed(lambda: list(pool.map(lambda n: chat(slow, f"Question: {n}? Answer:"), range(4))))
+    assert 0.4 <= took < 0.8
+
+
+def test_cli_delay_option(tmp_path: Path) -> None:
+    bad = subprocess.run([sys.executable, "-m", "tests.endpoint", "--delay", "-1"], cwd=REPO, capture_output=True,
+                         text=True, timeout=30, check=False)
+    assert bad.returncode == 2 and "--delay must be >= 0" in bad.stderr
+    process = subprocess.Popen([sys.executable, "-m", "tests.endpoint", "--port", "0", "--quiet", "--delay", "0.3"],
+                               cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        match = re.fullmatch(r"listening on http://127\.0\.0\.1:(\d+)\n", process.stdout.readline())
+        assert match
+        connection = http.client.HTTPConnection("127.0.0.1", int(match.group(1)), timeout=10)
+        body = json.dumps({"messages": [{"role": "user", "content": "hi"}]})
+
+        def ask() -> bytes:
+            connection.request("POST", "/v1/chat/completions", body=body)
+            return connection.getresponse().read()
+
+        took = timed(ask)
+        connection.close()
+        assert took >= 0.3
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
