@@ -9,6 +9,7 @@ data_dir: fixtures/data          # optional; relative to the harness folder; mou
 script: fixtures/replies.json    # optional; scripted replies for the test endpoint (python -m tests.endpoint --script)
 overrides: {}                    # optional: dotted run-config keys -> values (evals --overrides)
 max_image_mb: 1000               # the image's size budget (docker image inspect .Size, 10^6 bytes)
+samples: true                    # false: the harness writes per-request records instead (a profiler: AIPerf)
 ```
 """
 
@@ -42,6 +43,10 @@ class ConformanceSpec(BaseModel):
     overrides: dict[str, Any] = Field(default_factory=dict,
                                       description="Dotted run-config keys -> values (as `--overrides` takes them).")
     max_image_mb: float = Field(gt=0, description="The image's size budget in MB (10^6 bytes).")
+    samples: bool = Field(default=True,
+                          description="The run writes samples.jsonl. false for a harness that has no samples and "
+                                      "writes per-request records instead (a profiler): the run must then write no "
+                                      "samples.jsonl and the proxy's logs/requests.jsonl.")
 
     def files(self, folder: Path) -> dict[str, Path]:
         """The files it names (``data_dir``, ``script``), resolved against the harness ``folder``."""

@@ -30,6 +30,7 @@ from orchestrator.schema.contract import SCHEMA_DIR
 from orchestrator.schema.export import render_schema
 from orchestrator.schema.framework import FrameworkDefinition
 from orchestrator.schema.loading import load_model
+from orchestrator.schema.requests import REQUESTS_FILE, read_request_records
 from orchestrator.schema.results import ResultsFile
 from orchestrator.schema.samples import SAMPLES_FILE, SampleRecord
 
@@ -246,9 +247,14 @@ def test_offline_run_validates_and_leaks_no_key(harness: Harness, offline_run: O
     results = ResultsFile.model_validate(yaml.safe_load((run.output_dir / "results.yml").read_text()))
     assert results.config.type == harness.spec.task and results.results.tasks
     assert results.provenance.exit_code == 0 and results.provenance.harness == harness.name
-    lines = (run.output_dir / SAMPLES_FILE).read_text().splitlines()
-    records = [SampleRecord.model_validate_json(line) for line in lines]
-    assert records and {r.task for r in records} <= set(results.results.tasks) | set(results.results.groups)
+    if harness.spec.samples:
+        lines = (run.output_dir / SAMPLES_FILE).read_text().splitlines()
+        records = [SampleRecord.model_validate_json(line) for line in lines]
+        assert records and {r.task for r in records} <= set(results.results.tasks) | set(results.results.groups)
+    else:  # a profiler: per-request records instead of samples
+        assert not (run.output_dir / SAMPLES_FILE).exists()
+        request_records = read_request_records(run.output_dir / "logs" / REQUESTS_FILE)
+        assert sum(len(records) for records in request_records.values()) >= len(inference)
     for model, schema in ((ResultsFile, "results.schema.json"), (SampleRecord, "samples.schema.json")):
         assert render_schema(model) == (SCHEMA_DIR / schema).read_text()  # the committed schemas are the models'
     leaks = [str(path.relative_to(run.output_dir)) for path in run.output_dir.rglob("*")
