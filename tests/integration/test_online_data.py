@@ -75,7 +75,7 @@ def test_online_run_fetches_from_the_hub_then_prefetch_carries_it_offline(
 
     carry = tmp_path / "carry"
     result = evals("prefetch", "--eval_type", "gsm8k", "--eval_type", "lm-eval.mmlu_anatomy",
-                   "--eval_type", "humaneval", "--to", str(carry), env=env)
+                   "--eval_type", "lm-eval.humaneval", "--to", str(carry), env=env)
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     assert any("spaces/evaluate-metric/code_eval" in r.path for r in hub.requests)  # the metric module, too
     hub.shutdown()  # from here on there is no Hub at all

@@ -51,7 +51,7 @@ def prefetch_data(
         return
     if not eval_type or to is None:
         raise InputError("prefetch needs --eval_type TASK (repeatable) and --to DIR",
-                         hint="e.g. evals prefetch --eval_type gsm8k --eval_type mmlu --to /shared/evals-data")
+                         hint="e.g. evals prefetch --eval_type gsm8k --eval_type lm-eval.mmlu --to /shared/evals-data")
     services = services_of(ctx)
     catalog = services.catalog
     items = []
