@@ -156,11 +156,64 @@ class TargetLayer(_Layer):
     api_endpoint: ApiEndpointLayer | None = Field(default=None, description="The endpoint under evaluation.")
 
 
+DeploymentType = Literal["vllm", "sglang", "nim", "trtllm", "reference", "none"]
+"""The model servers `evals` can start before a run (``none``: the endpoint is already up)."""
+
+DEPLOYMENT_TYPES: tuple[DeploymentType, ...] = ("vllm", "sglang", "nim", "trtllm", "reference", "none")
+
+
+class HealthLayer(_Layer):
+    """``deployment.health`` as one layer states it."""
+
+    path: str | None = Field(default=None, description="The server's health route, e.g. /health (default: the "
+                                                       "preset's).")
+    start_timeout: float | None = Field(default=None, gt=0, description="Seconds to wait for the route to answer "
+                                                                         "200 after the server starts.")
+    interval: float | None = Field(default=None, gt=0, description="Seconds between two health checks.")
+
+
+class DeploymentLayer(_Layer):
+    """``deployment``: the model server `evals` starts for the run, waits for, points every task at and stops.
+
+    The host reads it (the evaluation image never does: ``run_eval`` evaluates ``target.api_endpoint`` as given).
+    Each type's preset fills what is left out (:mod:`orchestrator.schema.deployment`)."""
+
+    type: DeploymentType | None = Field(default=None, description="vllm, sglang, nim, trtllm, reference (this "
+                                                                  "project's reference endpoint) or none.")
+    image: str | None = Field(default=None, description="The server's image (default: the preset's).")
+    checkpoint: str | None = Field(
+        default=None, description="A local path (absolute, or starting with ./ or ~; mounted read-only) or a model "
+                                  "id the server fetches itself (e.g. meta-llama/Llama-3.1-8B-Instruct).")
+    served_model_name: str | None = Field(default=None, description="The model name the server answers to (the "
+                                                                    "tasks' model_id); default: from the checkpoint.")
+    port: int | None = Field(default=None, ge=1, le=65535, description="Port the server listens on (host network).")
+    gpus: int | Literal["all"] | list[int] | None = Field(
+        default=None, description="GPUs for the server: a count, 'all', or device indices; requested through the "
+                                  "engine (local) or the allocation (Slurm). None: no GPU.")
+    tensor_parallel_size: int | None = Field(default=None, ge=1, description="Tensor parallelism.")
+    data_parallel_size: int | None = Field(default=None, ge=1, description="Data parallelism (replicas).")
+    nodes: int | None = Field(default=None, ge=1, description="Nodes the server spans (Slurm only; default 1).")
+    extra_args: list[str] | None = Field(default=None, description="More arguments for the server, appended as "
+                                                                   "they are.")
+    env: list[EnvVarName] | None = Field(
+        default=None, description="NAMES of variables passed to the server from evals' environment, like API keys "
+                                  "(e.g. HF_TOKEN, NGC_API_KEY); values never reach a file or a command line.")
+    health: HealthLayer | None = Field(default=None, description="How to tell the server is ready.")
+
+    @field_validator("port", "tensor_parallel_size", "data_parallel_size", "nodes", "gpus", mode="before")
+    @classmethod
+    def _not_booleans(cls, value: Any) -> Any:
+        return _not_bool(value)
+
+
 class RunConfigLayer(_Layer):
     """A run config file (``--run_config``), or what flags and overrides say."""
 
     config: ConfigLayer | None = Field(default=None, description="What to evaluate and how.")
     target: TargetLayer | None = Field(default=None, description="The endpoint to evaluate.")
+    deployment: DeploymentLayer | None = Field(
+        default=None, description="A model server for `evals` to start before the run and stop after it (host "
+                                  "only; `run_eval` ignores it).")
 
 
 class DefaultsLayer(RunConfigLayer):

@@ -102,6 +102,7 @@ def resolve_run(framework: FrameworkDefinition, request: RunRequest) -> Evaluati
     task = framework.find_task(eval_type)
     merged = merge(framework.defaults, task.defaults, *layers)
     data = merged.model_dump(exclude_none=False)
+    data.pop("deployment", None)  # the host's concern: it starts the server and points the target at it
     data["config"]["type"] = task.type
     data["framework_name"] = framework.framework.name
     data["pkg_name"] = framework.framework.pkg_name
