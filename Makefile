@@ -4,13 +4,14 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help venv engine base demo-images images slurm test unit integration lint typecheck schema docs demo bench clean
+.PHONY: help venv engine base demo-images images slurm chromium test unit integration lint typecheck schema docs demo bench clean
 
 help:
 	@echo "make demo      a real benchmark run on the embedded default model (reference endpoint + lm-eval)"
 	@echo "make test      lint, type-check and run the test suite (what CI runs)"
 	@echo "make images    start a Docker engine if none answers, build the base image, every harness image and the reference endpoint"
 	@echo "make slurm     install and start a single-node Slurm cluster on this machine (root)"
+	@echo "make chromium  install Debian's chromium when missing (the report's browser test; root)"
 	@echo "make unit      lint + unit tests (no Docker)"
 	@echo "make lint      ruff + mypy --strict"
 	@echo "make schema    regenerate the committed JSON Schemas from the models"
@@ -50,13 +51,17 @@ images: venv engine
 slurm:
 	bash scripts/slurm.sh
 
+# Debian's chromium, for the report's browser test and scripts/report-screenshot.sh (never `playwright install`).
+chromium:
+	bash scripts/chromium.sh
+
 unit: lint
 	$(VENV)/bin/pytest tests/unit
 
-integration: venv images slurm
+integration: venv images slurm chromium
 	$(VENV)/bin/pytest tests/integration
 
-test: lint images slurm
+test: lint images slurm chromium
 	$(VENV)/bin/pytest
 
 # The adapter proxy vs direct vs NeMo Evaluator's proxy (bench/README.md); writes bench/proxy/RESULTS.md.

@@ -105,7 +105,17 @@ def _without_floats(value: Any) -> bool:
 
 
 def read_request_records(path: Path) -> dict[str, list[RequestRecord]]:
-    """The records of ``path`` (a logs/requests.jsonl) with a prompt key, by key, in the file's order.
+    """The records of ``path`` (a logs/requests.jsonl) with a prompt key, by key, in the file's order (see
+    :func:`request_records`)."""
+    by_key: dict[str, list[RequestRecord]] = {}
+    for record in request_records(path):
+        if record.prompt_key is not None:
+            by_key.setdefault(record.prompt_key, []).append(record)
+    return by_key
+
+
+def request_records(path: Path) -> list[RequestRecord]:
+    """Every record of ``path`` (a logs/requests.jsonl), in the file's order.
 
     A last line without its newline that is not a record is a killed proxy's partial line and is left out; any
     other line that is not a record raises :class:`ResultsParseError` naming the file and line. A missing file
@@ -114,18 +124,16 @@ def read_request_records(path: Path) -> dict[str, list[RequestRecord]]:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return {}
+        return []
     except OSError as err:
         raise ResultsParseError(f"{path}: cannot read the proxy's request records: {err.strerror}") from None
     lines = data.split(b"\n")
     partial = lines.pop()  # b"" when the file ends with its newline
-    by_key: dict[str, list[RequestRecord]] = {}
-    for number, line in enumerate(lines, start=1):
-        _add(by_key, _record(line, path, number))
+    found = [_record(line, path, number) for number, line in enumerate(lines, start=1)]
     if partial.strip():
         with contextlib.suppress(ValidationError):  # else a killed proxy's partial line
-            _add(by_key, RequestRecord.model_validate_json(partial))
-    return by_key
+            found.append(RequestRecord.model_validate_json(partial))
+    return found
 
 
 def _record(line: bytes, path: Path, number: int) -> RequestRecord:
@@ -136,8 +144,3 @@ def _record(line: bytes, path: Path, number: int) -> RequestRecord:
         where = ".".join(str(part) for part in problem["loc"])
         raise ResultsParseError(f"{path}:{number}: not a request record: {where + ': ' if where else ''}"
                                 f"{problem['msg']}") from None
-
-
-def _add(by_key: dict[str, list[RequestRecord]], record: RequestRecord) -> None:
-    if record.prompt_key is not None:
-        by_key.setdefault(record.prompt_key, []).append(record)

@@ -107,9 +107,15 @@ class _Part:
 
 def load_run(source: str) -> Run:
     """Every task of the run ``source`` names (see the module docstring)."""
+    return load_files(source, samples_files(source))
+
+
+def load_files(source: str, files: Sequence[Path]) -> Run:
+    """One run from the samples.jsonl files given (``source``: how it is named), e.g. one model's task directories of
+    a suite, as :func:`load_run` reads them."""
     parts: dict[str, _Part] = {}
     provenance: dict[str, Provenance | None] = {}
-    for samples in samples_files(source):
+    for samples in files:
         found = _provenance(samples.parent / RESULTS_FILE)
         records = read_samples(samples)
         names = [record.task for record in records]

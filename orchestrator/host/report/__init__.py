@@ -1,0 +1,2 @@
+"""`evals report`: runs and output directories into one self-contained HTML page (scores, charts, comparisons,
+samples, usage, provenance)."""
