@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "show": "orchestrator.host.cli.records:show",
     "compare": "orchestrator.host.cli.compare:compare_runs",
     "gate": "orchestrator.host.cli.compare:gate",
+    "export": "orchestrator.host.cli.export:export",
     "version": "orchestrator.host.cli.app:version",
 }
 """Every command (``module:function``), in the order `evals --help` lists them. A command's module is imported
