@@ -20,7 +20,7 @@ help:
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[host,dev]'
+	$(PY) -m pip install --quiet -e '.[host,export,dev]'
 	touch $@
 
 venv: $(VENV)/.installed

@@ -22,6 +22,7 @@ from orchestrator.schema.requests import RequestRecord
 from orchestrator.schema.results import ResultsFile
 from orchestrator.schema.samples import SampleRecord
 from orchestrator.schema.slurm import SlurmConfig
+from orchestrator.schema.tracking import ExportConfig
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "framework.schema.json": FrameworkDefinition,
@@ -34,6 +35,7 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "gate_policy.schema.json": GatePolicy,
     "requests.schema.json": RequestRecord,
     "conformance.schema.json": ConformanceSpec,
+    "export_config.schema.json": ExportConfig,
 }
 
 

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "compare": "orchestrator.host.cli.compare:compare_runs",
     "gate": "orchestrator.host.cli.compare:gate",
     "report": "orchestrator.host.cli.report:report",
+    "export": "orchestrator.host.cli.export:export",
     "version": "orchestrator.host.cli.app:version",
 }
 """Every command (``module:function``), in the order `evals --help` lists them. A command's module is imported
