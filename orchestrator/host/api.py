@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Literal
 
 from orchestrator.host.backends.container import Output
-from orchestrator.host.backends.executor import Executor, check_executor
+from orchestrator.host.backends.executor import Executor, check_deployment, check_executor
 from orchestrator.host.backends.kubernetes.jobs import KubernetesOptions, render_jobs, write_jobs
 from orchestrator.host.backends.slurm.script import render_batch_script
 from orchestrator.host.catalog import HarnessImage, ImageCatalog, chosen_image, pick_image
 from orchestrator.host.data.cache import DataAccess, data_access
 from orchestrator.host.data.prefetched import check_holds, cluster_images, read_prefetched
+from orchestrator.host.deploy.commands import record_deployment, render_server
+from orchestrator.host.deploy.describe import describe_server
 from orchestrator.host.plan import (
     DEFAULT_RESULTS,
     ContainerRun,
@@ -33,9 +35,10 @@ from orchestrator.host.plan import (
 from orchestrator.host.records import store
 from orchestrator.host.replay import Replay
 from orchestrator.runtime.run import describe, prepare_output_dir
+from orchestrator.schema.deployment import ServedDeployment, resolve_deployment
 from orchestrator.schema.errors import InputError
 from orchestrator.schema.record import ExecutorName, RunRecord
-from orchestrator.schema.resolve import RunRequest, request_layers, requested_task
+from orchestrator.schema.resolve import RunRequest, request_layers, requested_task, run_deployment
 from orchestrator.schema.slurm import resolve_slurm_config
 
 ExecutorFor = Callable[[str], Executor]
@@ -103,9 +106,11 @@ def plan(*, eval_type: list[str] | None, model_id: str | None, model_url: str | 
     access = data_access(cache_dir=cache_dir, prefetched_cache=prefetched[0] if prefetched else None,
                          offline=offline)
     run_id = store.new_run_id()
+    served = served_deployment(requests, executor=target)
     planned = plan_tasks(requests, choose=choose, run_id=run_id, executor=kind, output_dir=output_dir,
                          output_root=Path(settings.output_root) if settings and settings.output_root
-                         else DEFAULT_RESULTS, network=network, data_dir=data_dir, data=access)
+                         else DEFAULT_RESULTS, network=network, data_dir=data_dir, data=access,
+                         deployment=served.deployment if served else None)
     if data is not None and prefetched is not None:
         manifest = prefetched[1]
         check_holds(data, manifest, [(p.image.harness, p.plan.evaluation.config.type) for p in planned])
@@ -114,7 +119,22 @@ def plan(*, eval_type: list[str] | None, model_id: str | None, model_url: str | 
                                   {p.image.harness: p.image.image for p in planned})
             settings = settings.model_copy(update={"images": {**held, **settings.images}})
     details = slurm_details(run_id, settings, tasks=len(planned)) if settings is not None else None
-    return PlannedRun(planned, new_record(run_id, kind, planned, details), access)
+    record = new_record(run_id, kind, planned, details)
+    if served is not None:
+        record_deployment(record, served)
+    return PlannedRun(planned, record, access)
+
+
+def served_deployment(requests: list[RunRequest], *, executor: str) -> ServedDeployment | None:
+    """The run's model server (``deployment:``), resolved and its command rendered once; None without one."""
+    deployment = resolve_deployment(run_deployment(requests))
+    if deployment is None:
+        return None
+    if executor == "kubernetes":
+        raise InputError("--executor kubernetes renders the evaluation Jobs only, not a model server",
+                         hint="drop deployment: (point the tasks at a served model with --model_url)")
+    command = render_server(deployment)
+    return ServedDeployment(deployment=deployment, command=[*(command.entrypoint or []), *command.args])
 
 
 def _tasks(eval_types: list[str] | None) -> list[str | None]:
@@ -130,7 +150,7 @@ def eval_type_hint(request: RunRequest) -> str | None:
 def describe_run(run: PlannedRun) -> str:
     """--dry_run: each task's resolved config, command and container; a Slurm run's batch script."""
     planned, record = run.tasks, run.record
-    text = ""
+    text = describe_server(record.deployment) if record.deployment is not None else ""
     for task in planned:
         if len(planned) > 1:
             text += (f"=== task {planned.index(task)}: {task.image.harness}.{task.plan.evaluation.config.type}"
@@ -166,10 +186,12 @@ def start(run: PlannedRun, *, executor_for: ExecutorFor, check_endpoint: Callabl
     planned, record = run.tasks, run.record
     for task in planned:
         check_api_key(task)
-    if check_endpoint is not None:
+    run_executor = executor_for(record.executor)
+    if record.deployment is not None:  # its server is not up yet: the executor checks what starting it needs
+        check_deployment(run_executor, record.deployment)
+    elif check_endpoint is not None:
         for url in dict.fromkeys(p.plan.evaluation.target.api_endpoint.url for p in planned):
             check_endpoint(url)
-    run_executor = executor_for(record.executor)
     run_executor.check()
     run.data.prepare()
     for task in planned:

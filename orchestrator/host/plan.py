@@ -21,6 +21,7 @@ from orchestrator.host.backends.container import LaunchSpec, Mount
 from orchestrator.host.backends.slurm.script import task_log
 from orchestrator.host.catalog import HarnessImage
 from orchestrator.host.data.cache import DataAccess, is_local
+from orchestrator.host.deploy.target import point_at_server
 from orchestrator.host.records import store
 from orchestrator.runtime.run import RUN_CONFIG_FILE, LoadedFramework, Plan, plan_run, resolved_config_text
 from orchestrator.schema.config import Evaluation
@@ -34,6 +35,7 @@ from orchestrator.schema.container import (
     RUN_LABEL_PREFIX,
 )
 from orchestrator.schema.contract import fingerprint
+from orchestrator.schema.deployment import Deployment
 from orchestrator.schema.errors import InputError
 from orchestrator.schema.record import (
     ContainerRecord,
@@ -155,9 +157,14 @@ def output_dirs(keys: list[tuple[str, str]], *, run_id: str, executor: ExecutorN
 
 def plan_tasks(requests: list[RunRequest], *, choose: ImageChooser, run_id: str, executor: ExecutorName,
                output_dir: Path | None, output_root: Path, network: NetworkMode,
-               data_dir: Path | None, data: DataAccess | None = None) -> list[ContainerRun]:
-    """Resolve every task once; refuse a task given twice. Output dirs follow :func:`output_dirs`."""
+               data_dir: Path | None, data: DataAccess | None = None,
+               deployment: Deployment | None = None) -> list[ContainerRun]:
+    """Resolve every task once (pointed at the run's server when it deploys one); refuse a task given twice. Output
+    dirs follow :func:`output_dirs`."""
     images = [choose(request) for request in requests]
+    if deployment is not None:
+        requests = [point_at_server(request, image, deployment) for request, image in zip(requests, images,
+                                                                                           strict=True)]
     plans = [resolve_task(image, request, data=data) for image, request in zip(images, requests, strict=True)]
     keys = [(image.harness, plan.evaluation.config.type) for image, plan in zip(images, plans, strict=True)]
     for key in keys:

@@ -39,6 +39,7 @@ from orchestrator.schema.container import (
     PROXY_VARS,
     SECRET_STDIN_VAR,
 )
+from orchestrator.schema.deployment import served_from_env
 from orchestrator.schema.errors import HarnessError, InputError
 from orchestrator.schema.framework import FrameworkDefinition
 from orchestrator.schema.loading import dump_yaml, load_model
@@ -211,6 +212,7 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
     output_dir = Path(evaluation.config.output_dir)
     prepare_output_dir(output_dir)
     keep_or_write(output_dir / RUN_CONFIG_FILE, resolved_config_text(evaluation))
+    served = served_from_env(os.environ)  # checked before the harness runs
     started = datetime.now(UTC)
     clock = time.monotonic()
     offline = evaluation.config.offline
@@ -232,7 +234,7 @@ def execute(framework: LoadedFramework, plan: Plan) -> ResultsFile:
         harness_version=os.environ.get("EVALS_HARNESS_VERSION"), framework_sha256=framework.sha256,
         image=os.environ.get(IMAGE_VAR), image_digest=os.environ.get(IMAGE_DIGEST_VAR),
         image_repo_digest=os.environ.get(IMAGE_REPO_DIGEST_VAR), host_version=os.environ.get(HOST_VERSION_VAR),
-        command=command, started_at=started,
+        deployment=served, command=command, started_at=started,
         finished_at=datetime.now(UTC), duration_seconds=round(time.monotonic() - clock, 3), exit_code=code,
     )
     if code != 0:

@@ -36,6 +36,13 @@ HOST_VERSION_VAR = "EVALS_HOST_VERSION"
 """The version of the orchestrator on the host that started the container (with ``--resolved_config``, the runtime
 refuses to run when it is not its own)."""
 
+DEPLOYMENT_VAR = "EVALS_DEPLOYMENT"
+"""The model server the run deployed, as JSON (:class:`orchestrator.schema.deployment.ServedDeployment`: names and
+arguments, no secret values), for results.yml's provenance; unset when the run deployed none."""
+
+SERVER_ROLE_LABEL = "evals.run.role"
+"""The label that tells a run's model server (``server``) from its evaluation containers."""
+
 HOST_CONTRACT_VAR = "EVALS_HOST_CONTRACT"
 """The contract fingerprint of the host that resolved the run (:func:`orchestrator.schema.contract.fingerprint`);
 with ``--resolved_config``, the runtime refuses to run when it is not its own (an image built before a contract

@@ -8,12 +8,14 @@ health route and how long a server of its kind may take to load a model. ``type:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orchestrator.schema.config import DeploymentLayer, DeploymentType, EnvVarName
+from orchestrator.schema.container import DEPLOYMENT_VAR
 from orchestrator.schema.errors import InputError
 
 
@@ -119,3 +121,26 @@ def _served_name(kind: DeploymentType, checkpoint: str | None, as_path: bool) ->
     if checkpoint is None:
         return "SmolLM2-135M-Instruct" if kind == "reference" else "model"
     return Path(checkpoint).name if as_path else checkpoint
+
+
+class ServedDeployment(_Strict):
+    """What a run served, as its record and every result's provenance keep it: the resolved deployment, the server's
+    command line and, once the server started, its image's content id. Names only, never a secret's value."""
+
+    deployment: Deployment = Field(description="The resolved deployment (type, image, checkpoint path or id, ...).")
+    command: list[str] = Field(description="The server's entry point and arguments as started (rendered once).")
+    image_digest: str | None = Field(default=None, description="The server image's content id (sha256:...), known "
+                                                               "once the server started.")
+
+
+def served_from_env(environ: Mapping[str, str]) -> ServedDeployment | None:
+    """The deployment the host passed to an evaluation container (:data:`DEPLOYMENT_VAR`), None when it passed
+    none; a value that is not one is bad input naming the variable."""
+    text = environ.get(DEPLOYMENT_VAR)
+    if not text:
+        return None
+    try:
+        return ServedDeployment.model_validate_json(text)
+    except ValidationError as err:
+        raise InputError(f"{DEPLOYMENT_VAR} is not a deployment record ({err.errors()[0]['msg']})",
+                         hint="it is set by the evals host; unset it when running an image by hand") from None

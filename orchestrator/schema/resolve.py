@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from orchestrator.schema.auxiliary import auxiliary_settings
-from orchestrator.schema.config import ENDPOINT_TYPES, Evaluation, RunConfigLayer
+from orchestrator.schema.config import ENDPOINT_TYPES, DeploymentLayer, Evaluation, RunConfigLayer
 from orchestrator.schema.errors import ConfigError, InputError
 from orchestrator.schema.framework import FrameworkDefinition, TaskDefinition
 from orchestrator.schema.loading import load_model, validate, validation_error
@@ -82,6 +82,17 @@ def request_layers(request: RunRequest) -> list[RunConfigLayer]:
     overrides = validate(RunConfigLayer, parse_overrides(request.overrides), source="--overrides") \
         if request.overrides else RunConfigLayer()
     return [user, _flags_layer(request), overrides]
+
+
+def run_deployment(requests: list[RunRequest]) -> DeploymentLayer | None:
+    """The ``deployment:`` of a run: each request's layers merged (``--run_config`` < ``--overrides``); one per run,
+    so tasks naming different deployments are bad input. None when no layer names one."""
+    found = [merge(*request_layers(request)).deployment for request in requests]
+    distinct = {layer.model_dump_json(exclude_unset=True) if layer else "" for layer in found}
+    if len(distinct) > 1:
+        raise InputError("the run's tasks name different deployments; a run starts one model server",
+                         hint="give every task the same deployment:, or split them into runs")
+    return found[0] if found else None
 
 
 def requested_task(layers: list[RunConfigLayer]) -> str | None:

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.schema.config import ApiEndpoint, EvaluationConfig, ResolvedTarget
+from orchestrator.schema.deployment import ServedDeployment
 
 
 class _Strict(BaseModel):
@@ -106,6 +107,9 @@ class Provenance(_Strict):
                                   "to a registry: where `evals run --from` pulls it from when it is not here.")
     host_version: str | None = Field(default=None, description="Version of the orchestrator on the host that "
                                                                "started the container, if one did.")
+    deployment: ServedDeployment | None = Field(
+        default=None, description="The model server the run started and evaluated (`deployment:`): type, image and "
+                                  "its id, checkpoint path or id, its command line; None when the endpoint was up.")
     command: str = Field(description="The rendered command exactly as it was executed.")
     started_at: datetime = Field(description="When the harness command started (UTC).")
     finished_at: datetime = Field(description="When the harness command ended (UTC).")

@@ -40,6 +40,50 @@ class LaunchSpec:
     labels: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True)
+class ServerSpec:
+    """A model server's container: started detached on the host network. Holds no secret values."""
+
+    image: str
+    entrypoint: list[str] | None
+    args: list[str]
+    name: str
+    environment: dict[str, str] = field(default_factory=dict)
+    secret_envs: list[str] = field(default_factory=list)
+    """NAMES of variables whose values (from evals' environment) go into the container's environment."""
+    mounts: list[tuple[str, str, bool]] = field(default_factory=list)
+    gpus: int | str | list[int] | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class Servers(Protocol):
+    """Starts, watches and removes a run's model server (the docker one in ``local/``, a double in tests)."""
+
+    def has_gpu_runtime(self) -> bool:
+        """Whether the engine can give a container GPUs."""
+        ...
+
+    def image_id(self, image: str, *, pull: bool) -> str:
+        """The image's content id (pulled first when missing and ``pull``); bad input when it cannot be had."""
+        ...
+
+    def start(self, spec: ServerSpec) -> str:
+        """Start the server detached; its container id."""
+        ...
+
+    def running(self, container_id: str) -> tuple[bool, int | None]:
+        """Whether it runs; its exit code once it ended."""
+        ...
+
+    def logs(self, container_id: str) -> bytes:
+        """What it printed so far."""
+        ...
+
+    def remove(self, container_id: str) -> None:
+        """Stop and remove it."""
+        ...
+
+
 class Launcher(Protocol):
     """Runs a container to completion, streaming its output; returns its exit code."""
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from orchestrator.host.backends.container import Output
 from orchestrator.host.records.results import read_results
 from orchestrator.runtime.run import RUN_CONFIG_FILE, keep_or_write, prepare_output_dir
+from orchestrator.schema.deployment import ServedDeployment
 from orchestrator.schema.errors import EvalsError, InputError
 from orchestrator.schema.record import RESUMABLE_STATES, RunRecord, TaskRecord
 
@@ -45,6 +46,23 @@ class Executor(Protocol):
     def resume(self, record: RunRecord, *, output: Output) -> RunRecord:
         """Start the failed, cancelled, timed-out and interrupted tasks again (answered requests are cached)."""
         ...
+
+
+@runtime_checkable
+class ServesModels(Protocol):
+    """An executor that can start a run's model server (``deployment:``) before its tasks and stop it after."""
+
+    def check_deployment(self, served: ServedDeployment) -> None:
+        """Refuse, before anything is written, what would keep the server from starting (bad input, exit 2)."""
+        ...
+
+
+def check_deployment(executor: Executor, served: ServedDeployment) -> None:
+    """The executor's checks of the run's server; an executor that cannot start one is bad input."""
+    if not isinstance(executor, ServesModels):
+        raise InputError(f"this executor cannot start a {served.deployment.type} server yet",
+                         hint="run it locally (--executor local), or start the server yourself and pass --model_url")
+    executor.check_deployment(served)
 
 
 def check_executor(name: str) -> Target:

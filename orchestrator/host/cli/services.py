@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from orchestrator.host.backends.local.docker import DockerImages, DockerLauncher, LabelledContainers
+from orchestrator.host.backends.local.docker import DockerImages, DockerLauncher, DockerServers, LabelledContainers
 
 if TYPE_CHECKING:
     from orchestrator.host.api import ExecutorFor
@@ -47,7 +47,7 @@ def default_services() -> HostServices:
             from orchestrator.host.backends.slurm.executor import SlurmExecutor  # noqa: PLC0415
             return SlurmExecutor(SlurmCli(), LabelledContainers)
         from orchestrator.host.backends.local.executor import LocalExecutor  # noqa: PLC0415
-        return LocalExecutor(launcher, LabelledContainers())
+        return LocalExecutor(launcher, LabelledContainers(), servers=DockerServers())
 
     def check_endpoint(url: str) -> None:
         from orchestrator.host.plan import preflight  # noqa: PLC0415

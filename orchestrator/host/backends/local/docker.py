@@ -2,7 +2,8 @@
 
 Containers are created labelled, started, their logs streamed, waited on and removed in
 ``finally`` (Ctrl-C included). A secret is written to the container's stdin, so its value
-is in no file, no command line and not in ``docker inspect``. :class:`DockerImages` is the
+is in no file, no command line and not in ``docker inspect``. A model server (:class:`DockerServers`) reads no
+stdin: the values of the variables it names are in its container's config. :class:`DockerImages` is the
 image catalog (:class:`~orchestrator.host.catalog.ImageCatalog`) read from the engine's labels.
 """
 
@@ -17,11 +18,12 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import docker.types
 from docker.models.containers import Container
 from docker.models.images import Image
 
 from orchestrator import __version__
-from orchestrator.host.backends.container import LaunchSpec, Output
+from orchestrator.host.backends.container import LaunchSpec, Output, ServerSpec
 from orchestrator.host.catalog import HarnessImage, from_labels, harness_images
 from orchestrator.schema.container import (
     HOST_VERSION_VAR,
@@ -246,3 +248,79 @@ class DockerImages(_OnEngine):
     def image_id(self, name: str) -> str:
         """The id (sha256:...) of a local image."""
         return image_id(self.engine, name)
+
+
+def _device_request(gpus: int | str | list[int]) -> docker.types.DeviceRequest:
+    """``deployment.gpus`` as the engine's device request (what ``docker run --gpus`` sends)."""
+    if isinstance(gpus, list):
+        return docker.types.DeviceRequest(device_ids=[str(g) for g in gpus], capabilities=[["gpu"]])
+    return docker.types.DeviceRequest(count=-1 if gpus == "all" else int(gpus), capabilities=[["gpu"]])
+
+
+class DockerServers(_OnEngine):
+    """A run's model server on a Docker engine: a detached container, started, watched, its logs read, removed."""
+
+    def has_gpu_runtime(self) -> bool:
+        """Whether the engine can hand GPUs to a container: an ``nvidia`` runtime, or CDI GPU devices."""
+        info = self.engine.info()
+        devices = [d for d in info.get("DiscoveredDevices") or [] if "gpu" in str(d.get("ID", "")).lower()]
+        return "nvidia" in (info.get("Runtimes") or {}) or bool(devices)
+
+    def image_id(self, image: str, *, pull: bool) -> str:
+        """The server image's content id; a missing one is pulled (when ``pull``), else bad input."""
+        try:
+            return str(self.engine.images.get(image).id)
+        except docker.errors.ImageNotFound:
+            if not pull:
+                raise InputError(f"the server image {image} is not on this engine",
+                                 hint=f"docker pull {image}") from None
+        try:
+            return str(self.engine.images.pull(image).id)
+        except docker.errors.DockerException as err:
+            raise InputError(f"the server image {image} is not on this engine and could not be pulled "
+                             f"({_short(err)})", hint=f"docker pull {image} (or docker load it), or set "
+                                                       "deployment.image") from None
+
+    def start(self, spec: ServerSpec) -> str:
+        """Create and start the server detached on the host network; returns its container id. The named
+        variables' values go into the container's config (a server reads no stdin): ``docker inspect`` shows them."""
+        environment = {**spec.environment, **{name: os.environ[name] for name in spec.secret_envs
+                                              if name in os.environ}}
+        container: Container = self.engine.containers.create(
+            spec.image, command=spec.args, entrypoint=spec.entrypoint, name=spec.name, labels=spec.labels,
+            environment=environment, network_mode="host", detach=True, init=True,
+            volumes={source: {"bind": target, "mode": "ro" if ro else "rw"} for source, target, ro in spec.mounts},
+            device_requests=[_device_request(spec.gpus)] if spec.gpus is not None else None,
+        )
+        try:
+            container.start()
+        except docker.errors.DockerException:
+            with contextlib.suppress(docker.errors.DockerException):
+                container.remove(force=True)
+            raise
+        return str(container.id)
+
+    def running(self, container_id: str) -> tuple[bool, int | None]:
+        """Whether the server still runs, and its exit code once it ended."""
+        try:
+            container = self.engine.containers.get(container_id)
+        except docker.errors.NotFound:
+            return False, None
+        state = container.attrs.get("State") or {}
+        return bool(state.get("Running")), (None if state.get("Running") else state.get("ExitCode"))
+
+    def logs(self, container_id: str) -> bytes:
+        """Everything the server printed so far."""
+        with contextlib.suppress(docker.errors.DockerException):
+            return bytes(self.engine.containers.get(container_id).logs(stdout=True, stderr=True))
+        return b""
+
+    def remove(self, container_id: str) -> None:
+        """Stop and remove the server (gone already, or being removed by `evals cancel`, is fine)."""
+        try:
+            self.engine.containers.get(container_id).remove(force=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as err:
+            if err.status_code != 409:  # 409: its removal is already in progress
+                raise

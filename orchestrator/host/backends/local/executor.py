@@ -13,10 +13,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.host.backends.container import ContainerControl, Launcher, LaunchSpec, Mount, Output
+from orchestrator.host.backends.container import ContainerControl, Launcher, LaunchSpec, Mount, Output, Servers
 from orchestrator.host.backends.executor import finish, resumable, write_resolved_config
+from orchestrator.host.backends.local.server import check_server, with_server
 from orchestrator.host.records import store
 from orchestrator.schema.container import RUN_LABEL_PREFIX
+from orchestrator.schema.deployment import ServedDeployment
+from orchestrator.schema.errors import InputError
 from orchestrator.schema.record import FINAL_STATES, RunRecord, TaskRecord
 
 
@@ -51,13 +54,30 @@ class LocalExecutor:
     launcher: Launcher
     containers: ContainerControl
     cancel_wait: float = 15.0
+    servers: Servers | None = None
+    """Starts a run's model server (``deployment:``); None: this executor runs no deployment."""
 
     def check(self) -> None:
         """Nothing to check up front: the image was found on the engine while planning."""
 
+    def check_deployment(self, served: ServedDeployment) -> None:
+        """What would keep the run's model server from starting: bad input before anything is written."""
+        check_server(served, self._servers())
+
     def start(self, record: RunRecord, *, output: Output) -> RunRecord:
-        """Run every pending task in index order; stop early if the run is cancelled."""
+        """Run every pending task in index order (its model server up around them, if it deploys one); stop early
+        if the run is cancelled."""
         record.pid = os.getpid()
+        if record.deployment is None or not any(task.state == "pending" for task in record.tasks):
+            return self._run_tasks(record, output)
+        return with_server(record, self._servers(), output=output, run=lambda: self._run_tasks(record, output))
+
+    def _servers(self) -> Servers:
+        if self.servers is None:
+            raise InputError("this evals was built without a model server backend", hint="run evals itself")
+        return self.servers
+
+    def _run_tasks(self, record: RunRecord, output: Output) -> RunRecord:
         for task in record.tasks:
             if task.state != "pending":
                 continue
@@ -128,4 +148,6 @@ class LocalExecutor:
         for task in resumable(record):
             task.state, task.reason = "pending", None
         store.clear_cancel(record.id)
+        if record.deployment is not None:
+            self.check_deployment(record.deployment)
         return self.start(store.save(record), output=output)
