@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.schema.config import EnvVarName
+from orchestrator.schema.deployment import Deployment
 from orchestrator.schema.slurm import SlurmConfig
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -132,6 +133,9 @@ class RunRecord(_Strict):
     pid: int | None = Field(default=None, description="The evals process running a local run.")
     tasks: list[TaskRecord] = Field(min_length=1, description="The tasks, in index order.")
     slurm: SlurmRecord | None = Field(default=None, description="Slurm details (executor slurm only).")
+    deployment: Deployment | None = Field(
+        default=None, description="The model server the run starts before its tasks and stops after them (None: the "
+                                  "tasks' endpoint is already up).")
 
     @property
     def images(self) -> list[str]:

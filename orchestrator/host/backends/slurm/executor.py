@@ -1,6 +1,7 @@
 """The Slurm executor: one batch job per task (a job array for several), submitted and left to run.
 
-The batch script is rendered into the record directory and submitted with ``sbatch --parsable``.
+The batch script is rendered into the record directory and submitted with ``sbatch --parsable``; a run with a
+deployment is one job for every task (the server, then the tasks against it).
 State comes from ``scontrol show job`` while the controller remembers the job, then from the exit
 code the script leaves in ``<run dir>/exit/``; results.yml is validated as for a local run when a
 task ends. Cancelling uses scancel and, for the docker runtime, also removes the run's containers
@@ -71,8 +72,11 @@ class SlurmExecutor:
 
     def _write_script(self, record: RunRecord) -> None:
         slurm = _slurm(record)
+        if record.deployment is not None:
+            slurm.array = False  # one job: the server, then every task against it
         Path(slurm.script).write_text(render_batch_script(run_id=record.id, run_dir=slurm.run_dir,
-                                                          tasks=record.tasks, config=slurm.config), encoding="utf-8")
+                                                          tasks=record.tasks, config=slurm.config,
+                                                          deployment=record.deployment), encoding="utf-8")
         (Path(slurm.run_dir) / "logs").mkdir(parents=True, exist_ok=True)
 
     def _submit(self, record: RunRecord, tasks: list[TaskRecord], output: Output) -> RunRecord:
@@ -108,6 +112,8 @@ class SlurmExecutor:
 
     def _update(self, record: RunRecord, task: TaskRecord, info: JobInfo | None) -> None:
         code_file = Path(exit_file(_slurm(record).run_dir, task.index))
+        if record.deployment is not None and _exit_code(code_file) is not None:
+            info = None  # one job runs every task: each one's exit code says how it ended, not the job's state
         if info is None or info.state == "COMPLETED":
             code = _exit_code(code_file)
             if code is not None:
