@@ -164,7 +164,8 @@ def describe_run(run: PlannedRun) -> str:
                  f"  secrets by name: {', '.join(spec.secret_envs) or '-'} (values passed on stdin)\n")
     if record.slurm is not None:
         script = render_batch_script(run_id=record.id, run_dir=record.slurm.run_dir, tasks=record.tasks,
-                                     config=record.slurm.config)
+                                     config=record.slurm.config,
+                                     deployment=record.deployment.deployment if record.deployment else None)
         text += f"\nBatch script (sbatch --parsable):\n\n{script}"
     return text
 

@@ -211,3 +211,35 @@ def test_job_lines_and_pending_array_elements() -> None:
     info = SlurmCli(runner).job("7_5")
     assert info is not None and (info.state, info.reason, info.exit_code) == ("PENDING", "Priority", 0)
     assert SlurmCli(runner).job("7_4") is None
+
+
+def test_a_run_with_a_deployment_is_one_job_and_each_task_ends_by_its_own_exit_code(
+        executor: SlurmExecutor, fake: FakeSlurm, tmp_path: Path) -> None:
+    from orchestrator.schema.config import DeploymentLayer  # noqa: PLC0415
+    from orchestrator.schema.deployment import ServedDeployment, resolve_deployment  # noqa: PLC0415
+    record = new_run(tmp_path)
+    deployment = resolve_deployment(DeploymentLayer(type="reference", port=8123))
+    assert deployment is not None
+    record.deployment = ServedDeployment(deployment=deployment, command=["python", "-m", "reference_endpoint"])
+    record = executor.start(record, output=output)
+    script = Path(record.slurm.script).read_text()  # type: ignore[union-attr]
+    assert fake.calls[-1] == ["sbatch", "--parsable", record.slurm.script]  # type: ignore[union-attr]
+    assert [t.job_id for t in record.tasks] == ["101", "101"] and not record.slurm.array  # type: ignore[union-attr]
+    assert "--array" not in script and "server_here" in script
+    assert store.load(record.id).deployment == record.deployment
+    fake.set_state("101", "RUNNING")
+    out = Path(record.tasks[0].output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.yml").write_text(RESULTS.read_text())
+    (tmp_path / "shared" / "exit").mkdir()
+    (tmp_path / "shared" / "exit" / "task-0.code").write_text("0\n")
+    record = executor.refresh(record)  # the first task ended while the job runs the second
+    assert [t.state for t in record.tasks] == ["succeeded", "running"]
+    (tmp_path / "shared" / "exit" / "task-1.code").write_text("3\n")
+    fake.set_state("101", "FAILED", exit_code="3:0")
+    record = executor.refresh(record)  # the job failed, but only because of its second task
+    assert [(t.state, t.exit_code) for t in record.tasks] == [("succeeded", 0), ("failed", 3)]
+    again = executor.resume(record, output=output)
+    assert [t.job_id for t in again.tasks] == ["101", "102"]
+    assert not (tmp_path / "shared" / "exit" / "task-1.code").exists()
+    assert (tmp_path / "shared" / "exit" / "task-0.code").exists()  # the job skips the task that succeeded

@@ -16,16 +16,15 @@ engine); the record, the dry run and results keep their names only.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from orchestrator.host.backends.container import Output, Servers, ServerSpec
+from orchestrator.host.deploy.checks import check_inputs
 from orchestrator.host.deploy.commands import ServerCommand, record_deployment, render_server
 from orchestrator.host.records import store
 from orchestrator.schema.container import RUN_LABEL_PREFIX, SERVER_ROLE_LABEL
@@ -43,14 +42,7 @@ class ServerError(EvalsError):
 def check_server(served: ServedDeployment, servers: Servers, *, pull: bool = True) -> None:
     """Bad input that would keep the server from starting, one line each, before anything is written."""
     deployment = served.deployment
-    command = render_server(deployment)
-    if deployment.checkpoint_is_path and deployment.checkpoint and not Path(deployment.checkpoint).exists():
-        raise InputError(f"deployment.checkpoint {deployment.checkpoint} does not exist",
-                         hint="give the directory of the model's weights (mounted read-only)")
-    missing = [name for name in command.secret_envs if not os.environ.get(name)]
-    if missing:
-        raise InputError(f"the {deployment.type} server needs {', '.join(missing)}, which is not set",
-                         hint=f"export {missing[0]}=... (passed by name), or drop it from deployment.env")
+    check_inputs(deployment)
     if deployment.gpus is not None and not servers.has_gpu_runtime():
         raise InputError(f"deployment.gpus is {deployment.gpus}, but this Docker engine has no GPU runtime (no "
                          "nvidia runtime, no CDI GPU devices)",

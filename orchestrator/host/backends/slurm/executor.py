@@ -1,6 +1,7 @@
 """The Slurm executor: one batch job per task (a job array for several), submitted and left to run.
 
-The batch script is rendered into the record directory and submitted with ``sbatch --parsable``.
+The batch script is rendered into the record directory and submitted with ``sbatch --parsable``; a run with a
+deployment is one job for every task (the server, then the tasks against it).
 State comes from ``scontrol show job`` while the controller remembers the job, then from the exit
 code the script leaves in ``<run dir>/exit/``; results.yml is validated as for a local run when a
 task ends. Cancelling uses scancel and, for the docker runtime, also removes the run's containers
@@ -19,8 +20,10 @@ from orchestrator.host.backends.container import ContainerControl, Output
 from orchestrator.host.backends.executor import finish, resumable, write_resolved_config
 from orchestrator.host.backends.slurm.commands import JobInfo, SlurmCli
 from orchestrator.host.backends.slurm.script import exit_file, render_batch_script, task_log
+from orchestrator.host.deploy.checks import check_inputs
 from orchestrator.host.records import store
 from orchestrator.schema.container import RUN_LABEL_PREFIX
+from orchestrator.schema.deployment import ServedDeployment
 from orchestrator.schema.errors import EvalsError
 from orchestrator.schema.record import FINAL_STATES, RunRecord, SlurmRecord, Submission, TaskRecord, TaskState
 
@@ -63,6 +66,10 @@ class SlurmExecutor:
         """A Slurm controller must answer."""
         self.cli.check()
 
+    def check_deployment(self, served: ServedDeployment) -> None:
+        """The server's checkpoint (on shared storage) and variables; the job checks GPUs and the port on its node."""
+        check_inputs(served.deployment)
+
     def start(self, record: RunRecord, *, output: Output) -> RunRecord:
         """Render the script into the record dir and submit every task."""
         self.cli.check()
@@ -71,8 +78,12 @@ class SlurmExecutor:
 
     def _write_script(self, record: RunRecord) -> None:
         slurm = _slurm(record)
+        if record.deployment is not None:
+            slurm.array = False  # one job: the server, then every task against it
+        deployment = record.deployment.deployment if record.deployment is not None else None
         Path(slurm.script).write_text(render_batch_script(run_id=record.id, run_dir=slurm.run_dir,
-                                                          tasks=record.tasks, config=slurm.config), encoding="utf-8")
+                                                          tasks=record.tasks, config=slurm.config,
+                                                          deployment=deployment), encoding="utf-8")
         (Path(slurm.run_dir) / "logs").mkdir(parents=True, exist_ok=True)
 
     def _submit(self, record: RunRecord, tasks: list[TaskRecord], output: Output) -> RunRecord:
@@ -108,6 +119,8 @@ class SlurmExecutor:
 
     def _update(self, record: RunRecord, task: TaskRecord, info: JobInfo | None) -> None:
         code_file = Path(exit_file(_slurm(record).run_dir, task.index))
+        if record.deployment is not None and _exit_code(code_file) is not None:
+            info = None  # one job runs every task: each one's exit code says how it ended, not the job's state
         if info is None or info.state == "COMPLETED":
             code = _exit_code(code_file)
             if code is not None:

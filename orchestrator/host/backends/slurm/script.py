@@ -24,8 +24,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.resources import files
 
+from orchestrator.host.backends.slurm.server import SERVER_FAILED, gpu_directives, server
 from orchestrator.runtime.render import make_environment
-from orchestrator.schema.container import IMAGE_DIGEST_VAR, IMAGE_REPO_DIGEST_VAR, IMAGE_VAR, SECRET_STDIN_VAR
+from orchestrator.schema.container import (
+    IMAGE_DIGEST_VAR,
+    IMAGE_REPO_DIGEST_VAR,
+    IMAGE_VAR,
+    RUN_LABEL_PREFIX,
+    SECRET_STDIN_VAR,
+)
+from orchestrator.schema.deployment import Deployment
 from orchestrator.schema.record import TaskRecord
 from orchestrator.schema.slurm import SlurmConfig
 
@@ -34,11 +42,13 @@ SLURM_JOB_LABEL = "evals.slurm.job"
 
 TEMPLATE_FILE = "script.sh.j2"
 """The batch script's Jinja template, a package data file beside this module."""
+DEPLOY_TEMPLATE_FILE = "deploy.sh.j2"
+"""The batch script of a run with a deployment: one job, the server, then the tasks one after the other."""
 
 
-def template_text() -> str:
+def template_text(name: str = TEMPLATE_FILE) -> str:
     """The template as shipped (read once per render; rendering stays one pass)."""
-    return files(__package__ or __name__).joinpath(TEMPLATE_FILE).read_text(encoding="utf-8")
+    return files(__package__ or __name__).joinpath(name).read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -94,10 +104,10 @@ def directives(config: SlurmConfig) -> list[str]:
     return [f"{name}={value}" for name, value in options.items() if value is not None] + list(config.sbatch_extra)
 
 
-def exported(config: SlurmConfig, tasks: list[TaskRecord]) -> list[str]:
-    """Names for --export: the config's list plus every API key's variable (names only, never values)."""
+def exported(config: SlurmConfig, tasks: list[TaskRecord], server_keys: list[str] | None = None) -> list[str]:
+    """Names for --export: the config's list plus every API key's variable and the server's (names, never values)."""
     keys = [name for t in tasks for name in t.container.secret_envs]
-    return list(dict.fromkeys([*config.export, *keys]))
+    return list(dict.fromkeys([*config.export, *keys, *(server_keys or [])]))
 
 
 def log_pattern(run_dir: str, *, array: bool) -> str:
@@ -120,8 +130,21 @@ def exit_file(run_dir: str, index: int) -> str:
     return f"{run_dir}/exit/task-{index}.code"
 
 
-def render_batch_script(*, run_id: str, run_dir: str, tasks: list[TaskRecord], config: SlurmConfig) -> str:
-    """The whole batch script, rendered once."""
+def job_log(run_dir: str) -> str:
+    """The console of a job with a deployment (the server's start and wait, each task's start and end)."""
+    return f"{run_dir}/logs/job.log"
+
+
+def server_log(run_dir: str) -> str:
+    """The output of a deployment's server, every node's."""
+    return f"{run_dir}/logs/server.log"
+
+
+def render_batch_script(*, run_id: str, run_dir: str, tasks: list[TaskRecord], config: SlurmConfig,
+                        deployment: Deployment | None = None) -> str:
+    """The whole batch script, rendered once; with a deployment, one job that serves the model to every task."""
+    if deployment is not None:
+        return _render_deployment(run_id=run_id, run_dir=run_dir, tasks=tasks, config=config, deployment=deployment)
     array = len(tasks) > 1
     template = make_environment().from_string(template_text())
     return template.render(
@@ -131,4 +154,19 @@ def render_batch_script(*, run_id: str, run_dir: str, tasks: list[TaskRecord], c
         secret_var=SECRET_STDIN_VAR, gpus=bool(config.gpus) or "gpu" in (config.gres or ""),
         digest_var=IMAGE_DIGEST_VAR, repo_digest_var=IMAGE_REPO_DIGEST_VAR,
         tasks=[_task(task, config) for task in tasks],
+    ) + "\n"
+
+
+def _render_deployment(*, run_id: str, run_dir: str, tasks: list[TaskRecord], config: SlurmConfig,
+                       deployment: Deployment) -> str:
+    served = server(deployment, config)
+    required = list(dict.fromkeys([*(key for task in tasks for key in task.container.secret_envs), *served.keys]))
+    template = make_environment().from_string(template_text(DEPLOY_TEMPLATE_FILE))
+    return template.render(
+        run_id=run_id, run_dir=run_dir, runtime=config.container_runtime, job_name=f"evals-{run_id}",
+        job_log=job_log(run_dir).replace("%", "%%"), export=exported(config, tasks, served.keys),
+        directives=[*gpu_directives(deployment, config), *directives(config)], job_label=SLURM_JOB_LABEL,
+        secret_var=SECRET_STDIN_VAR, digest_var=IMAGE_DIGEST_VAR, repo_digest_var=IMAGE_REPO_DIGEST_VAR,
+        tasks=[_task(task, config) for task in tasks], server=served, failed_code=SERVER_FAILED, required=required,
+        run_label=f"{RUN_LABEL_PREFIX}.id={run_id}",
     ) + "\n"
