@@ -84,11 +84,14 @@ def plan(*, eval_type: list[str] | None, model_id: str | None, model_url: str | 
          data_dir: Path | None, offline: bool, cache_dir: Path | None, data: Path | None, network: NetworkMode,
          executor: str, slurm_config: Path | None, partition: str | None, account: str | None,
          time_limit: str | None, gres: str | None, gpus: int | None, container_runtime: str | None,
-         output_root: Path | None, sbatch: list[str] | None, choose: ImageChooser) -> PlannedRun:
+         output_root: Path | None, sbatch: list[str] | None, choose: ImageChooser,
+         max_parallel: int | None = None) -> PlannedRun:
     """Resolve every task of `evals run` and its record; bad input stops it before anything is written.
 
-    A kubernetes run is planned as a local one (its record is never written; its Jobs take ``--gpus``)."""
+    A kubernetes run is planned as a local one (its record is never written; its Jobs take ``--gpus``).
+    ``max_parallel``: tasks running at once (local containers, the Slurm array's throttle); None: the default."""
     target = check_executor(executor)
+    check_max_parallel(max_parallel)
     kind: ExecutorName = "slurm" if target == "slurm" else "local"
     slurm_flags = {"partition": partition, "account": account, "time": time_limit, "gres": gres,
                    "gpus": None if target == "kubernetes" else gpus, "container_runtime": container_runtime,
@@ -120,6 +123,7 @@ def plan(*, eval_type: list[str] | None, model_id: str | None, model_url: str | 
             settings = settings.model_copy(update={"images": {**held, **settings.images}})
     details = slurm_details(run_id, settings, tasks=len(planned)) if settings is not None else None
     record = new_record(run_id, kind, planned, details)
+    record.max_parallel = max_parallel
     if served is not None:
         record_deployment(record, served)
     return PlannedRun(planned, record, access)
@@ -135,6 +139,13 @@ def served_deployment(requests: list[RunRequest], *, executor: str) -> ServedDep
                          hint="drop deployment: (point the tasks at a served model with --model_url)")
     command = render_server(deployment)
     return ServedDeployment(deployment=deployment, command=[*(command.entrypoint or []), *command.args])
+
+
+def check_max_parallel(value: int | None) -> None:
+    """``--max_parallel`` is at least 1."""
+    if value is not None and value < 1:
+        raise InputError(f"--max_parallel {value}: at least 1 task must run at a time",
+                         hint="give --max_parallel 1 or more (or leave it out for the default)")
 
 
 def _tasks(eval_types: list[str] | None) -> list[str | None]:
@@ -164,7 +175,7 @@ def describe_run(run: PlannedRun) -> str:
                  f"  secrets by name: {', '.join(spec.secret_envs) or '-'} (values passed on stdin)\n")
     if record.slurm is not None:
         script = render_batch_script(run_id=record.id, run_dir=record.slurm.run_dir, tasks=record.tasks,
-                                     config=record.slurm.config,
+                                     config=record.slurm.config, max_parallel=record.max_parallel,
                                      deployment=record.deployment.deployment if record.deployment else None)
         text += f"\nBatch script (sbatch --parsable):\n\n{script}"
     return text
@@ -203,9 +214,13 @@ def start(run: PlannedRun, *, executor_for: ExecutorFor, check_endpoint: Callabl
 
 
 def resume(run_id: str, *, time_limit: str | None, executor_for: ExecutorFor, announce: Callable[[RunRecord], None],
-           output: Output) -> RunRecord:
-    """Start a recorded run's unfinished tasks again (a Slurm run may get a new time limit)."""
+           output: Output, max_parallel: int | None = None) -> RunRecord:
+    """Start a recorded run's unfinished tasks again (a Slurm run may get a new time limit; any run a new
+    ``max_parallel``, recorded)."""
+    check_max_parallel(max_parallel)
     record = store.load(run_id)
+    if max_parallel is not None:
+        record.max_parallel = max_parallel
     if time_limit is not None:
         if record.slurm is None:
             raise InputError("--time applies to Slurm runs only", hint=f"run {run_id} ran locally")

@@ -132,6 +132,14 @@ class RunRecord(_Strict):
     host: str = Field(description="Machine the run was started from.")
     pid: int | None = Field(default=None, description="The evals process running a local run.")
     tasks: list[TaskRecord] = Field(min_length=1, description="The tasks, in index order.")
+    max_parallel: int | None = Field(
+        default=None, ge=1, description="Most tasks running at once: containers of a local run, the job array's "
+                                        "throttle (%N) of a Slurm run. None: the default (local: "
+                                        "min(4, CPU cores, tasks); Slurm: no throttle).")
+    endpoint_limits: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict, description="Endpoint URL (target.api_endpoint.url) -> the most requests at once across "
+                                          "all of that endpoint's tasks: each task takes config.params.parallelism of "
+                                          "them while it runs. Empty: no limit beyond each task's own parallelism.")
     slurm: SlurmRecord | None = Field(default=None, description="Slurm details (executor slurm only).")
     deployment: ServedDeployment | None = Field(
         default=None, description="The model server the run starts before its tasks and stops after them "

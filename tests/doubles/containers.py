@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -21,3 +22,15 @@ class FakeContainers:
         """Record ``label``."""
         self.removed.append(label)
         return []
+
+
+@dataclass
+class StoppingContainers(FakeContainers):
+    """As :class:`FakeContainers`, and stopping sets ``on_stop`` (a held launcher's release: its containers end)."""
+
+    on_stop: Callable[[], None] = lambda: None
+
+    def stop(self, label: str) -> list[str]:
+        """Record ``label`` and end the held containers."""
+        self.on_stop()
+        return super().stop(label)

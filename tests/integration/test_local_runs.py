@@ -31,7 +31,8 @@ def test_cancel_of_a_running_local_run_from_another_shell(lm_eval_image: str, en
     with Gate(endpoint.url, answer_first=1) as gate:
         args = [*base(gate.url, tmp_path / "out"), "--eval_type", "lm-eval.gsm8k_sample", "--eval_type",
                 "lm-eval.arc_challenge_sample", "--overrides",
-                "config.params.limit_samples=3,config.params.parallelism=1,config.params.request_timeout=600"]
+                "config.params.limit_samples=3,config.params.parallelism=1,config.params.request_timeout=600",
+                "--max_parallel", "1"]
         running = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 240
         while gate.held == 0:

@@ -259,3 +259,29 @@ def test_a_prefetched_directory_runs_offline_on_slurm(cluster: str, hub: HubServ
     assert yaml.safe_load(run["tasks"][0]["resolved_config"])["config"]["offline"] is True  # what the job ran
     assert len(answered(endpoint)) == 3
     assert evals(offline, "prefetch", "--verify", str(carry)).returncode == 0
+
+
+def test_max_parallel_throttles_the_job_array(cluster: str, endpoint: EndpointServer, env: dict[str, str],
+                                              tmp_path: Path) -> None:
+    """--max_parallel 1: sbatch --array=0-1%1; Slurm holds the second element (JobArrayTaskLimit) while one runs."""
+    with Gate(endpoint.url, answer_first=0) as gate:
+        result = evals(env, *run_args(gate.url, ["lm-eval.gsm8k_sample", "lm-eval.arc_challenge_sample"],
+                                      tmp_path / "shared", model_type="completions",
+                                      overrides=f"config.params.limit_samples=2,{REMOTE_TOKENIZER}"),
+                       "--image", cluster, "--max_parallel", "1")
+        assert result.returncode == 0, result.stderr
+        run_id = result.stdout.strip().splitlines()[-1]
+        assert "(array 0-1%1)" in result.stderr + result.stdout
+        run = record(env, run_id)
+        assert "#SBATCH --array=0-1%1" in Path(run["slurm"]["script"]).read_text() and run["max_parallel"] == 1
+        array = run["tasks"][0]["job_id"].split("_")[0]
+        deadline, held = time.monotonic() + 120, False
+        while not held and time.monotonic() < deadline:
+            shown = subprocess.run(["scontrol", "show", "job", "-o", array], capture_output=True, text=True,
+                                   check=False).stdout
+            assert "ArrayTaskThrottle=1" in shown, shown
+            assert shown.count("JobState=RUNNING") <= 1, shown
+            held = "JobState=RUNNING" in shown and "JobArrayTaskLimit" in shown
+            time.sleep(1)
+        assert held, "Slurm never ran one element while holding the other by the throttle"
+        assert evals(env, "cancel", run_id).returncode == 0

@@ -132,7 +132,8 @@ def test_cancel_marker_stops_a_local_run_before_its_next_task(evals: Evals, laun
         store.request_cancel(spec.labels["evals.run.id"])
 
     launcher.behaviour = cancel_during_first
-    code, _, _ = evals(*RUN, "--eval_type", "gsm8k", "--eval_type", "humaneval", "--output_dir", str(tmp_path))
+    code, _, _ = evals(*RUN, "--eval_type", "gsm8k", "--eval_type", "humaneval", "--output_dir", str(tmp_path),
+                       "--max_parallel", "1")
     assert code == 1
     assert len(launcher.launched) == 1
     assert [t.state for t in store.load(only_run()).tasks] == ["cancelled", "cancelled"]

@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None, *, services: HostServices | None = None)
     only = args[0] if args and args[0] in COMMANDS else None
     app = build_app(default_services() if services is None else services, only=only)
     try:
-        app(args=args, prog_name="evals", standalone_mode=False)
+        code = app(args=args, prog_name="evals", standalone_mode=False)
     except click.UsageError as err:
         print(f"evals: error: {printable(err.format_message())} (see evals --help)", file=sys.stderr)
         return 2
@@ -82,4 +82,7 @@ def main(argv: list[str] | None = None, *, services: HostServices | None = None)
     except (click.exceptions.Abort, KeyboardInterrupt):
         print("evals: interrupted", file=sys.stderr)
         return 130
-    return 0
+    if code == 130:  # typer turns Ctrl-C into Exit(130), which it returns when not standalone
+        print("evals: interrupted", file=sys.stderr)
+        return 130
+    return code if isinstance(code, int) else 0

@@ -13,3 +13,7 @@ Harness = Annotated[str | None, typer.Option(
     "--harness", help="harness name (`evals ls`): its image evals/NAME:latest, else a built one labelled with it")]
 RunId = Annotated[str, typer.Argument(help="run id")]
 LatestRunId = Annotated[str | None, typer.Argument(help="run id (default: the latest run)")]
+MaxParallel = Annotated[int | None, typer.Option(
+    "--max_parallel", "--max-parallel",
+    help="tasks running at once: local containers (default min(4, CPU cores); 1 streams the container's output, "
+         "more show the live progress), a Slurm job array's throttle %N (default none)")]

@@ -12,8 +12,9 @@ from rich.markup import escape
 
 from orchestrator.host import api
 from orchestrator.host.backends.kubernetes.jobs import KubernetesOptions
+from orchestrator.host.backends.local.slots import max_parallel as containers_at_once
 from orchestrator.host.cli.console import stderr, stdout, write_output
-from orchestrator.host.cli.options import EvalTypes, Harness, Overrides, RunId
+from orchestrator.host.cli.options import EvalTypes, Harness, MaxParallel, Overrides, RunId
 from orchestrator.host.cli.services import HostServices, services_of
 from orchestrator.host.records.status import outcome, show_run
 from orchestrator.host.records.status import wait as wait_for
@@ -72,6 +73,7 @@ def run(
     sbatch: Annotated[list[str] | None, typer.Option("--sbatch", help="extra sbatch option, e.g. --sbatch=--qos=high;"
                                                                       " repeatable")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="slurm: wait for the jobs and print the scores")] = False,
+    max_parallel: MaxParallel = None,
     resume: Annotated[str | None, typer.Option("--resume", help="resume run RUN_ID (same as `evals resubmit`)")] = None,
     from_results: Annotated[Path | None, typer.Option(
         "--from", help="run the evaluation a results.yml records again: same image id, same resolved config (the "
@@ -84,7 +86,7 @@ def run(
         api.refuse_changes_on_resume(eval_type=eval_type, model_id=model_id, model_url=model_url,
                                      run_config=run_config, overrides=overrides, dry_run=dry_run,
                                      from_results=from_results)
-        _resume(services, resume, wait=wait, time_limit=time_limit)
+        _resume(services, resume, wait=wait, time_limit=time_limit, max_parallel=max_parallel)
         return
     replay = load_replay(from_results) if from_results is not None else None
     if replay is not None:
@@ -98,7 +100,7 @@ def run(
                        data_dir=data_dir, offline=offline, cache_dir=cache_dir, data=data, network=network,
                        executor=executor, slurm_config=slurm_config, partition=partition, account=account,
                        time_limit=time_limit, gres=gres, gpus=gpus, container_runtime=container_runtime,
-                       output_root=output_root, sbatch=sbatch,
+                       output_root=output_root, sbatch=sbatch, max_parallel=max_parallel,
                        choose=api.image_chooser(services.catalog, harness=harness, image=image, replay=replay))
     if replay is not None:
         check_same(replay, planned.tasks[0].plan.evaluation,
@@ -118,9 +120,10 @@ def run(
 def resubmit(ctx: typer.Context, run_id: RunId,
              wait: Annotated[bool, typer.Option("--wait", help="slurm: wait for the jobs, print the scores")] = False,
              time_limit: Annotated[str | None, typer.Option("--time", help="new Slurm time limit per job")] = None,
+             max_parallel: MaxParallel = None,
              ) -> None:
     """Start a run's failed, cancelled, timed-out or interrupted tasks again; answered requests come from the cache."""
-    _resume(services_of(ctx), run_id, wait=wait, time_limit=time_limit)
+    _resume(services_of(ctx), run_id, wait=wait, time_limit=time_limit, max_parallel=max_parallel)
 
 
 def _announce(planned: api.PlannedRun) -> None:
@@ -146,12 +149,13 @@ def _write_manifests(planned: api.PlannedRun, options: KubernetesOptions, manife
                             f"secret generic {options.secret_name} {values}"), soft_wrap=True)
 
 
-def _resume(services: HostServices, run_id: str, *, wait: bool, time_limit: str | None) -> None:
+def _resume(services: HostServices, run_id: str, *, wait: bool, time_limit: str | None,
+            max_parallel: int | None) -> None:
     def announce(record: RunRecord) -> None:
         stderr.print(f"[bold]run {run_id}[/] ({record.executor}): resuming")
 
     record = api.resume(run_id, time_limit=time_limit, executor_for=services.executor_for, announce=announce,
-                        output=write_output)
+                        output=write_output, max_parallel=max_parallel)
     _finish(services, record, wait=wait)
 
 
@@ -165,6 +169,7 @@ def _finish(services: HostServices, record: RunRecord, *, wait: bool) -> None:
     if not record.done:
         record = wait_for(record, services.executor_for(record.executor),
                           report=lambda line: stderr.print(escape(line)))
-    streamed = record.executor == "local"
+    # a local run of one container at a time streamed its output; a parallel one showed progress, so show the tails
+    streamed = record.executor == "local" and containers_at_once(record, tasks=len(record.tasks)) == 1
     show_run(record, stdout, stderr, table=not streamed or len(record.tasks) > 1, tails=not streamed)
     outcome(record)

@@ -47,7 +47,10 @@ def default_services() -> HostServices:
             from orchestrator.host.backends.slurm.executor import SlurmExecutor  # noqa: PLC0415
             return SlurmExecutor(SlurmCli(), LabelledContainers)
         from orchestrator.host.backends.local.executor import LocalExecutor  # noqa: PLC0415
-        return LocalExecutor(launcher, LabelledContainers(), servers=DockerServers())
+        from orchestrator.host.cli.console import stderr  # noqa: PLC0415
+        from orchestrator.host.records.progress_view import view_for  # noqa: PLC0415
+        return LocalExecutor(launcher, LabelledContainers(), servers=DockerServers(),
+                             progress=lambda: view_for(stderr))
 
     def check_endpoint(url: str) -> None:
         from orchestrator.host.plan import preflight  # noqa: PLC0415

@@ -1,1 +1,1 @@
-"""The local backend: containers on this machine's Docker engine, one task after another."""
+"""The local backend: containers on this machine's Docker engine, one after another or several at once."""

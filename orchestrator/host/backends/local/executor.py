@@ -1,22 +1,34 @@
-"""The local executor: the run's containers, one after another, on this machine's engine.
+"""The local executor: the run's containers on this machine's engine, one after another or several at once.
 
-`evals run` stays in the foreground and keeps the record current; each task's console output
-goes to the terminal and to ``<record dir>/logs/task-<i>.log``. `evals cancel` (another shell)
-leaves a marker and kills the run's containers (labelled ``evals.run.id``); the running
-`evals run` then records the task as cancelled, removes the container and starts no other task.
+`evals run` stays in the foreground and keeps the record current. It runs up to ``max_parallel`` containers at
+once (the record's, else min(4, CPU cores); never more than the run's tasks) within the run's endpoint limits
+(:mod:`~orchestrator.host.backends.local.slots`).
+
+- One at a time (``max_parallel`` 1, or a single task): each task's console output goes to the terminal and to
+  ``<record dir>/logs/task-<i>.log``; Ctrl-C records the running task ``interrupted``.
+- Several at once (:mod:`~orchestrator.host.backends.local.parallel`): each container's output goes to its log
+  only, and the terminal shows the live progress (when the executor has a view); Ctrl-C kills every container of
+  the run, records the running tasks ``interrupted`` and the never-started ones ``cancelled``.
+
+`evals cancel` (another shell) leaves a marker and kills the run's containers (labelled ``evals.run.id``); the
+running `evals run` then records the stopped tasks as cancelled, removes the containers and starts no other task.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.host.backends.container import ContainerControl, Launcher, LaunchSpec, Mount, Output, Servers
 from orchestrator.host.backends.executor import finish, resumable, write_resolved_config
+from orchestrator.host.backends.local.parallel import ParallelRun
 from orchestrator.host.backends.local.server import check_server, with_server
+from orchestrator.host.backends.local.slots import Slots, max_parallel
 from orchestrator.host.records import store
+from orchestrator.host.records.progress_view import ProgressView
 from orchestrator.schema.container import RUN_LABEL_PREFIX
 from orchestrator.schema.deployment import ServedDeployment
 from orchestrator.schema.errors import InputError
@@ -56,6 +68,10 @@ class LocalExecutor:
     cancel_wait: float = 15.0
     servers: Servers | None = None
     """Starts a run's model server (``deployment:``); None: this executor runs no deployment."""
+    progress: Callable[[], ProgressView] | None = None
+    """Makes the view that shows a parallel run's progress (None: none is shown)."""
+    interval: float = 1.0
+    """Seconds between two progress readings of a parallel run."""
 
     def check(self) -> None:
         """Nothing to check up front: the image was found on the engine while planning."""
@@ -65,8 +81,8 @@ class LocalExecutor:
         check_server(served, self._servers())
 
     def start(self, record: RunRecord, *, output: Output) -> RunRecord:
-        """Run every pending task in index order (its model server up around them, if it deploys one); stop early
-        if the run is cancelled."""
+        """Run every pending task, up to max_parallel at once (its model server up around them, if it deploys one);
+        stop early if the run is cancelled."""
         record.pid = os.getpid()
         if record.deployment is None or not any(task.state == "pending" for task in record.tasks):
             return self._run_tasks(record, output)
@@ -78,6 +94,13 @@ class LocalExecutor:
         return self.servers
 
     def _run_tasks(self, record: RunRecord, output: Output) -> RunRecord:
+        pending = sum(1 for task in record.tasks if task.state == "pending")
+        limit = max_parallel(record, tasks=pending)
+        if limit > 1:
+            slots = Slots(limit=limit, endpoint_limits=dict(record.endpoint_limits))
+            return ParallelRun(record, self.launcher, self.containers, slots, launch_spec,
+                               view=self.progress() if self.progress is not None else None,
+                               interval=self.interval).run()
         for task in record.tasks:
             if task.state != "pending":
                 continue
@@ -89,6 +112,7 @@ class LocalExecutor:
         return record
 
     def _run_task(self, record: RunRecord, task: TaskRecord, output: Output) -> RunRecord:
+        """One task in the foreground, its output to the terminal and its log."""
         task.state, task.started_at, task.finished_at = "running", store.now(), None
         task.attempts += 1
         task.exit_code = task.reason = None

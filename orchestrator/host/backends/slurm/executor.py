@@ -1,4 +1,5 @@
-"""The Slurm executor: one batch job per task (a job array for several), submitted and left to run.
+"""The Slurm executor: one batch job per task (a job array for several, throttled to the run's ``max_parallel``
+with ``%N``), submitted and left to run.
 
 The batch script is rendered into the record directory and submitted with ``sbatch --parsable``; a run with a
 deployment is one job for every task (the server, then the tasks against it).
@@ -19,7 +20,7 @@ from pathlib import Path
 from orchestrator.host.backends.container import ContainerControl, Output
 from orchestrator.host.backends.executor import finish, resumable, write_resolved_config
 from orchestrator.host.backends.slurm.commands import JobInfo, SlurmCli
-from orchestrator.host.backends.slurm.script import exit_file, render_batch_script, task_log
+from orchestrator.host.backends.slurm.script import array_spec, exit_file, render_batch_script, task_log
 from orchestrator.host.deploy.checks import check_inputs
 from orchestrator.host.records import store
 from orchestrator.schema.container import RUN_LABEL_PREFIX
@@ -83,7 +84,8 @@ class SlurmExecutor:
         deployment = record.deployment.deployment if record.deployment is not None else None
         Path(slurm.script).write_text(render_batch_script(run_id=record.id, run_dir=slurm.run_dir,
                                                           tasks=record.tasks, config=slurm.config,
-                                                          deployment=deployment), encoding="utf-8")
+                                                          deployment=deployment, max_parallel=record.max_parallel),
+                                                          encoding="utf-8")
         (Path(slurm.run_dir) / "logs").mkdir(parents=True, exist_ok=True)
 
     def _submit(self, record: RunRecord, tasks: list[TaskRecord], output: Output) -> RunRecord:
@@ -93,7 +95,7 @@ class SlurmExecutor:
             write_resolved_config(task)
             Path(exit_file(slurm.run_dir, task.index)).unlink(missing_ok=True)
         whole = indices == [t.index for t in record.tasks]
-        array = ",".join(map(str, indices)) if slurm.array and not whole else None
+        array = array_spec(indices, max_parallel=record.max_parallel) if slurm.array and not whole else None
         job_id, argv = self.cli.submit(Path(slurm.script), array=array)
         for task in tasks:
             task.job_id = f"{job_id}_{task.index}" if slurm.array else job_id
@@ -102,7 +104,8 @@ class SlurmExecutor:
             task.attempts += 1
             task.log = task_log(slurm.run_dir, task.index)
         slurm.submissions.append(Submission(job_id=job_id, argv=argv, tasks=indices, submitted_at=store.now()))
-        output(f"submitted job {job_id}{' (array ' + (array or f'0-{len(indices) - 1}') + ')' if slurm.array else ''}"
+        shown = array or array_spec(indices, max_parallel=record.max_parallel)
+        output(f"submitted job {job_id}{' (array ' + shown + ')' if slurm.array else ''}"
                f": {', '.join(t.task for t in tasks)}\n".encode())
         return store.save(record)
 

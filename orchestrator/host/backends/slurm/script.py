@@ -1,7 +1,8 @@
 """The Slurm batch script of a run: rendered once (Jinja, StrictUndefined, every value through ``shq``).
 
 One script serves every task of a run: as a job array, each element picks its task by
-``$SLURM_ARRAY_TASK_ID``. A task starts the same image, with the same arguments, mounts, user and
+``$SLURM_ARRAY_TASK_ID``; the run's ``max_parallel`` throttles the array (``--array=0-K%N``: at most N elements
+run at once). A task starts the same image, with the same arguments, mounts, user and
 API-key hand-over as the local docker launcher, through the container runtime of the cluster:
 
 - ``docker``: ``docker run --rm --init`` labelled ``evals.slurm.job=$SLURM_JOB_ID``. The container is
@@ -140,16 +141,26 @@ def server_log(run_dir: str) -> str:
     return f"{run_dir}/logs/server.log"
 
 
+def array_spec(indices: list[int], *, max_parallel: int | None) -> str:
+    """sbatch's ``--array`` value for these task indices (``0-K`` when they are all of 0..K, else a list), with the
+    throttle ``%N`` when ``max_parallel`` is set: at most N elements of the array run at once."""
+    whole = indices == list(range(len(indices)))
+    spec = f"0-{len(indices) - 1}" if whole else ",".join(map(str, indices))
+    return f"{spec}%{max_parallel}" if max_parallel is not None else spec
+
+
 def render_batch_script(*, run_id: str, run_dir: str, tasks: list[TaskRecord], config: SlurmConfig,
-                        deployment: Deployment | None = None) -> str:
-    """The whole batch script, rendered once; with a deployment, one job that serves the model to every task."""
+                        deployment: Deployment | None = None, max_parallel: int | None = None) -> str:
+    """The whole batch script, rendered once: a job array for several tasks (throttled to ``max_parallel``); with a
+    deployment, one job that serves the model to every task."""
     if deployment is not None:
         return _render_deployment(run_id=run_id, run_dir=run_dir, tasks=tasks, config=config, deployment=deployment)
     array = len(tasks) > 1
     template = make_environment().from_string(template_text())
     return template.render(
         run_id=run_id, run_dir=run_dir, runtime=config.container_runtime, job_name=f"evals-{run_id}",
-        log_pattern=log_pattern(run_dir, array=array), array=f"0-{len(tasks) - 1}" if array else "",
+        log_pattern=log_pattern(run_dir, array=array),
+        array=array_spec([t.index for t in tasks], max_parallel=max_parallel) if array else "",
         export=exported(config, tasks), directives=directives(config), job_label=SLURM_JOB_LABEL,
         secret_var=SECRET_STDIN_VAR, gpus=bool(config.gpus) or "gpu" in (config.gres or ""),
         digest_var=IMAGE_DIGEST_VAR, repo_digest_var=IMAGE_REPO_DIGEST_VAR,
