@@ -22,6 +22,8 @@ from orchestrator.schema.requests import RequestRecord
 from orchestrator.schema.results import ResultsFile
 from orchestrator.schema.samples import SampleRecord
 from orchestrator.schema.slurm import SlurmConfig
+from orchestrator.schema.suite import Suite
+from orchestrator.schema.summary import Summary
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "framework.schema.json": FrameworkDefinition,
@@ -34,6 +36,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "gate_policy.schema.json": GatePolicy,
     "requests.schema.json": RequestRecord,
     "conformance.schema.json": ConformanceSpec,
+    "suite.schema.json": Suite,
+    "summary.schema.json": Summary,
 }
 
 

@@ -87,6 +87,8 @@ class TaskRecord(_Strict):
     output_dir: str = Field(description="Absolute path of the task's output directory (results.yml, logs/).")
     log: str = Field(description="Absolute path of the task's console log.")
     container: ContainerRecord = Field(description="The container that runs the task.")
+    model: str | None = Field(default=None, description="The suite model's name (`models[].name` of the suite file) "
+                                                        "this task evaluates; None for a run without --suite.")
     resolved_config: str | None = Field(
         default=None, description="The run as the host resolved it (YAML, keys by name only), exactly what `--dry_run` "
                                   "shows as its rendered config: written to <output_dir>/run_config.yml before each "
@@ -120,6 +122,16 @@ class SlurmRecord(_Strict):
     submissions: list[Submission] = Field(default_factory=list, description="Every sbatch call, oldest first.")
 
 
+class SuiteRecord(_Strict):
+    """The suite a run was planned from (`evals run --suite`)."""
+
+    name: str = Field(description="The suite's name.")
+    file: str = Field(description="Absolute path of the suite file, as it was read.")
+    models: list[str] = Field(description="The suite's model names, in file order (the summary table's columns).")
+    output_root: str = Field(description="Absolute path of the suite's output root: <root>/<model>/<harness>-<task>, "
+                                         "and summary.yml.")
+
+
 class RunRecord(_Strict):
     """One `evals run`: its tasks, where their outputs go, and how to reach them again."""
 
@@ -132,6 +144,11 @@ class RunRecord(_Strict):
     pid: int | None = Field(default=None, description="The evals process running a local run.")
     tasks: list[TaskRecord] = Field(min_length=1, description="The tasks, in index order.")
     slurm: SlurmRecord | None = Field(default=None, description="Slurm details (executor slurm only).")
+    suite: SuiteRecord | None = Field(default=None, description="The suite the run was planned from (--suite).")
+    endpoint_limits: dict[str, int] = Field(
+        default_factory=dict, description="Endpoint URL -> the most requests at once across all its tasks (a suite "
+                                          "model's max_parallel_requests); a task takes config.params.parallelism "
+                                          "of its endpoint's slots.")
 
     @property
     def images(self) -> list[str]:
