@@ -74,8 +74,9 @@ schema: venv
 docs: venv
 	$(PY) -m orchestrator.host.cli_reference
 
-# The embedded default end to end: SmolLM2-135M-Instruct behind the reference endpoint (compose),
-# HumanEval and IFBench offline through the lm-eval image (scripts/demo.sh; DEMO_LIMIT=N).
+# The embedded default end to end: SmolLM2-135M-Instruct behind the reference endpoint (compose), the demo
+# suite (examples/demo-suite.yml): HumanEval and IFBench offline through the lm-eval image, OCRBench's sample
+# through the vlmevalkit image where it is built (scripts/demo.sh; DEMO_LIMIT=N).
 demo: venv demo-images
 	bash scripts/demo.sh
 

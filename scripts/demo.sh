@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The embedded default, end to end: start the reference endpoint (SmolLM2-135M-Instruct on
-# llama.cpp) with compose, evaluate it on real benchmark data offline with the lm-eval image
-# (HumanEval pass@1, IFBench instruction following), print the scores and the results.yml
-# paths, stop the endpoint. `make demo` builds what is missing first.
+# llama.cpp) with compose, run the demo suite (examples/demo-suite.yml) on it offline: HumanEval
+# pass@1 and IFBench with the lm-eval image, and VLMEvalKit's OCRBench sample where that image is
+# built; print the table tasks x models and write summary.yml; stop the endpoint. `make demo`
+# builds what is missing first.
 #
 #   env: DEMO_LIMIT (samples per task, default 10), REFERENCE_PORT (default 8000),
-#        DEMO_OUT (default results/demo)
+#        DEMO_OUT (default results/demo), EVALS and PYTHON (default .venv/bin/evals, .venv/bin/python)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +14,8 @@ START=$SECONDS
 LIMIT=${DEMO_LIMIT:-10}
 PORT=${REFERENCE_PORT:-8000}
 OUT=${DEMO_OUT:-results/demo}
-EVALS=.venv/bin/evals
+EVALS=${EVALS:-.venv/bin/evals}
+PYTHON=${PYTHON:-.venv/bin/python}
 say() { echo "demo: [$((SECONDS - START))s] $*"; }
 die() { echo "demo: error: $*" >&2; exit 1; }
 
@@ -49,19 +51,38 @@ done
 MODEL=$(python3 -c "import json, urllib.request; print(json.load(urllib.request.urlopen('http://127.0.0.1:$PORT/v1/models'))['data'][0]['id'])")
 say "endpoint healthy, serving $MODEL"
 
-rm -rf "$OUT/humaneval" "$OUT/ifbench"
-say "HumanEval pass@1 on $LIMIT problems (completions endpoint, lm-eval image)"
-# --offline: both tasks' data ships in the image, so the demo needs no network at all.
-"$EVALS" run --offline --eval_type humaneval_offline --model_type completions --model_id "$MODEL" \
-    --model_url "http://127.0.0.1:$PORT/v1/completions" --output_dir "$OUT/humaneval" \
-    --overrides "config.params.limit_samples=$LIMIT,config.params.parallelism=2,config.params.max_new_tokens=256"
+# The demo suite (examples/demo-suite.yml) with this endpoint's port and model id and DEMO_LIMIT samples per task;
+# VLMEvalKit's OCRBench sample only where its image is built (the reference endpoint reads images with OCR).
+SUITE="$OUT/demo-suite.yml"
+mkdir -p "$OUT"
+rm -rf "$OUT/suite"
+WITH_VLM=1
+docker image inspect "${EVALS_REGISTRY:+$EVALS_REGISTRY/}evals/vlmevalkit:latest" >/dev/null 2>&1 || WITH_VLM=0
+"$PYTHON" - "$SUITE" "$PORT" "$MODEL" "$LIMIT" "$WITH_VLM" "$PWD" <<'EOF'
+import sys
+from pathlib import Path
 
-say "IFBench instruction following on $LIMIT prompts (chat endpoint, lm-eval image)"
-"$EVALS" run --offline --eval_type ifbench --model_type chat --model_id "$MODEL" \
-    --model_url "http://127.0.0.1:$PORT/v1/chat/completions" --output_dir "$OUT/ifbench" \
-    --overrides "config.params.limit_samples=$LIMIT,config.params.parallelism=2,config.params.max_new_tokens=256"
+import yaml
 
-say "done in $((SECONDS - START)) s; results:"
-"$EVALS" show "$OUT/humaneval/results.yml" "$OUT/ifbench/results.yml"
-echo "$OUT/humaneval/results.yml"
-echo "$OUT/ifbench/results.yml"
+out, port, model, limit, with_vlm, repo = sys.argv[1:]
+suite = yaml.safe_load(Path(repo, "examples", "demo-suite.yml").read_text())
+suite["defaults"]["config"]["params"]["limit_samples"] = int(limit)
+for entry in suite["models"]:
+    entry["url"] = entry["url"].replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    entry["model_id"] = model
+for task in suite["tasks"]:
+    if task.get("data_dir"):
+        task["data_dir"] = str(Path(repo, "examples", task["data_dir"]).resolve())
+if with_vlm != "1":
+    suite["tasks"] = [t for t in suite["tasks"] if not t["eval_type"].startswith("vlmevalkit.")]
+    suite["models"] = [m for m in suite["models"] if m["model_type"] != "vlm"]
+Path(out).write_text(yaml.safe_dump(suite, sort_keys=False))
+EOF
+[ "$WITH_VLM" = 1 ] || say "the vlmevalkit image is not built: OCRBench left out (build it: scripts/build-image.sh vlmevalkit)"
+
+say "suite $SUITE: HumanEval pass@1 (completions), IFBench (chat)$([ "$WITH_VLM" = 1 ] && echo ', OCRBench (vlm)'), $LIMIT samples each"
+# Exit 1 when a pair failed: the table and summary.yml say which; the endpoint is stopped either way.
+code=0
+"$EVALS" run --suite "$SUITE" --output_dir "$OUT/suite" || code=$?
+say "done in $((SECONDS - START)) s; summary: $OUT/suite/summary.yml"
+exit "$code"

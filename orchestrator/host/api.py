@@ -34,12 +34,15 @@ from orchestrator.host.plan import (
 )
 from orchestrator.host.records import store
 from orchestrator.host.replay import Replay
+from orchestrator.host.suite import plan_suite as plan_pairs
+from orchestrator.host.suite import read_suite
 from orchestrator.runtime.run import describe, prepare_output_dir
 from orchestrator.schema.deployment import ServedDeployment, resolve_deployment
 from orchestrator.schema.errors import InputError
+from orchestrator.schema.manifest import PrefetchManifest
 from orchestrator.schema.record import ExecutorName, RunRecord
 from orchestrator.schema.resolve import RunRequest, request_layers, requested_task, run_deployment
-from orchestrator.schema.slurm import resolve_slurm_config
+from orchestrator.schema.slurm import SlurmConfig, resolve_slurm_config
 
 ExecutorFor = Callable[[str], Executor]
 """The executor of a kind of run (``local``, ``slurm``): real backends from the CLI, doubles in tests."""
@@ -92,13 +95,9 @@ def plan(*, eval_type: list[str] | None, model_id: str | None, model_url: str | 
     ``max_parallel``: tasks running at once (local containers, the Slurm array's throttle); None: the default."""
     target = check_executor(executor)
     check_max_parallel(max_parallel)
-    kind: ExecutorName = "slurm" if target == "slurm" else "local"
-    slurm_flags = {"partition": partition, "account": account, "time": time_limit, "gres": gres,
-                   "gpus": None if target == "kubernetes" else gpus, "container_runtime": container_runtime,
-                   "output_root": str(output_root) if output_root else None, "sbatch_extra": sbatch}
-    settings = resolve_slurm_config(slurm_config, slurm_flags) if kind == "slurm" else None
-    if settings is None and (slurm_config or any(v not in (None, []) for v in slurm_flags.values())):
-        raise InputError(f"Slurm settings were given to a {target} run", hint="add --executor slurm, or drop them")
+    kind, settings = executor_settings(executor, slurm_config, partition=partition, account=account,
+                                       time_limit=time_limit, gres=gres, gpus=gpus,
+                                       container_runtime=container_runtime, output_root=output_root, sbatch=sbatch)
     if data is not None and cache_dir is not None:
         raise InputError("--data and --cache_dir both name the data cache", hint="give one of them")
     requests = [RunRequest(eval_type=task, model_id=model_id, model_url=model_url, model_type=model_type,
@@ -114,13 +113,7 @@ def plan(*, eval_type: list[str] | None, model_id: str | None, model_url: str | 
                          output_root=Path(settings.output_root) if settings and settings.output_root
                          else DEFAULT_RESULTS, network=network, data_dir=data_dir, data=access,
                          deployment=served.deployment if served else None)
-    if data is not None and prefetched is not None:
-        manifest = prefetched[1]
-        check_holds(data, manifest, [(p.image.harness, p.plan.evaluation.config.type) for p in planned])
-        if settings is not None:  # the directory's .sqsh/.sif images, unless the Slurm config names others
-            held = cluster_images(data, manifest, settings.container_runtime,
-                                  {p.image.harness: p.image.image for p in planned})
-            settings = settings.model_copy(update={"images": {**held, **settings.images}})
+    settings = check_prefetched(data, prefetched, planned, settings)
     details = slurm_details(run_id, settings, tasks=len(planned)) if settings is not None else None
     record = new_record(run_id, kind, planned, details)
     record.max_parallel = max_parallel
@@ -146,6 +139,69 @@ def check_max_parallel(value: int | None) -> None:
     if value is not None and value < 1:
         raise InputError(f"--max_parallel {value}: at least 1 task must run at a time",
                          hint="give --max_parallel 1 or more (or leave it out for the default)")
+
+
+def executor_settings(executor: str, slurm_config: Path | None, *, partition: str | None, account: str | None,
+                      time_limit: str | None, gres: str | None, gpus: int | None, container_runtime: str | None,
+                      output_root: Path | None, sbatch: list[str] | None) -> tuple[ExecutorName, SlurmConfig | None]:
+    """The kind of record a run gets and its Slurm settings; Slurm settings given to another executor are bad input.
+    A kubernetes run is planned as a local one (its Jobs take ``--gpus``)."""
+    target = check_executor(executor)
+    kind: ExecutorName = "slurm" if target == "slurm" else "local"
+    slurm_flags = {"partition": partition, "account": account, "time": time_limit, "gres": gres,
+                   "gpus": None if target == "kubernetes" else gpus, "container_runtime": container_runtime,
+                   "output_root": str(output_root) if output_root else None, "sbatch_extra": sbatch}
+    settings = resolve_slurm_config(slurm_config, slurm_flags) if kind == "slurm" else None
+    if settings is None and (slurm_config or any(v not in (None, []) for v in slurm_flags.values())):
+        raise InputError(f"Slurm settings were given to a {target} run", hint="add --executor slurm, or drop them")
+    return kind, settings
+
+
+def check_prefetched(data: Path | None, prefetched: tuple[Path, PrefetchManifest] | None,
+                     planned: list[ContainerRun], settings: SlurmConfig | None) -> SlurmConfig | None:
+    """With ``--data``: the directory must hold every task's data; a Slurm run takes its .sqsh/.sif images, unless
+    the Slurm config names others. Returns the Slurm settings to run with."""
+    if data is None or prefetched is None:
+        return settings
+    manifest = prefetched[1]
+    check_holds(data, manifest, [(p.image.harness, p.plan.evaluation.config.type) for p in planned])
+    if settings is None:
+        return None
+    held = cluster_images(data, manifest, settings.container_runtime, {p.image.harness: p.image.image for p in planned})
+    return settings.model_copy(update={"images": {**held, **settings.images}})
+
+
+def plan_suite(*, suite_file: Path, output_dir: Path | None, offline: bool, cache_dir: Path | None, data: Path | None,
+               network: NetworkMode, executor: str, slurm_config: Path | None, partition: str | None,
+               account: str | None, time_limit: str | None, gres: str | None, gpus: int | None,
+               container_runtime: str | None, output_root: Path | None, sbatch: list[str] | None,
+               catalog: ImageCatalog, check_keys: bool, max_parallel: int | None = None) -> PlannedRun:
+    """Resolve every (model, task) pair of a suite file into one run; every problem is listed at once, nothing is
+    written. Outputs: ``<output_dir or <output root>/suite-<name>-<run id>>/<model>/<harness>-<task>``.
+    ``max_parallel`` (the flag) wins over the suite's own."""
+    check_max_parallel(max_parallel)
+    kind, settings = executor_settings(executor, slurm_config, partition=partition, account=account,
+                                       time_limit=time_limit, gres=gres, gpus=gpus,
+                                       container_runtime=container_runtime, output_root=output_root, sbatch=sbatch)
+    if data is not None and cache_dir is not None:
+        raise InputError("--data and --cache_dir both name the data cache", hint="give one of them")
+    suite = read_suite(suite_file)
+    prefetched = read_prefetched(data) if data else None
+    access = data_access(cache_dir=cache_dir, prefetched_cache=prefetched[0] if prefetched else None,
+                         offline=offline)
+    run_id = store.new_run_id()
+    base = Path(settings.output_root) if settings and settings.output_root else DEFAULT_RESULTS
+    root = output_dir if output_dir is not None else base / f"suite-{suite.name}-{run_id}"
+    pairs = plan_pairs(suite, source=suite_file, catalog=catalog, run_id=run_id, root=root, network=network,
+                       data=access, offline=offline or data is not None, check_keys=check_keys)
+    settings = check_prefetched(data, prefetched, pairs.tasks, settings)
+    details = slurm_details(run_id, settings, tasks=len(pairs.tasks)) if settings is not None else None
+    record = new_record(run_id, kind, pairs.tasks, details)
+    for task, model in zip(record.tasks, pairs.models, strict=True):
+        task.model = model
+    record.suite, record.endpoint_limits = pairs.suite, pairs.endpoint_limits
+    record.max_parallel = max_parallel if max_parallel is not None else suite.max_parallel
+    return PlannedRun(pairs.tasks, record, access)
 
 
 def _tasks(eval_types: list[str] | None) -> list[str | None]:

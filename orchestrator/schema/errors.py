@@ -38,6 +38,20 @@ class InputError(EvalsError):
     exit_code = 2
 
 
+class ProblemsError(InputError):
+    """Several problems of bad input found at once (a suite's pairs): a header line, then one line per problem."""
+
+    def __init__(self, header: str, problems: list[str], *, hint: str | None = None) -> None:
+        super().__init__(header, hint=hint)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        lines = [printable(self.message)] + [f"  - {printable(problem)}" for problem in self.problems]
+        if self.hint:
+            lines.append(f"  ({printable(self.hint)})")
+        return "\n".join(lines)
+
+
 class ConfigError(InputError):
     """A config file or value is invalid; ``where`` names the file (and line) or flag."""
 

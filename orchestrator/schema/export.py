@@ -22,6 +22,8 @@ from orchestrator.schema.requests import RequestRecord
 from orchestrator.schema.results import ResultsFile
 from orchestrator.schema.samples import SampleRecord
 from orchestrator.schema.slurm import SlurmConfig
+from orchestrator.schema.suite import Suite
+from orchestrator.schema.summary import Summary
 from orchestrator.schema.tracking import ExportConfig
 
 SCHEMAS: dict[str, type[BaseModel]] = {
@@ -36,6 +38,8 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "requests.schema.json": RequestRecord,
     "conformance.schema.json": ConformanceSpec,
     "export_config.schema.json": ExportConfig,
+    "suite.schema.json": Suite,
+    "summary.schema.json": Summary,
 }
 
 

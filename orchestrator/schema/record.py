@@ -88,6 +88,8 @@ class TaskRecord(_Strict):
     output_dir: str = Field(description="Absolute path of the task's output directory (results.yml, logs/).")
     log: str = Field(description="Absolute path of the task's console log.")
     container: ContainerRecord = Field(description="The container that runs the task.")
+    model: str | None = Field(default=None, description="The suite model's name (`models[].name` of the suite file) "
+                                                        "this task evaluates; None for a run without --suite.")
     resolved_config: str | None = Field(
         default=None, description="The run as the host resolved it (YAML, keys by name only), exactly what `--dry_run` "
                                   "shows as its rendered config: written to <output_dir>/run_config.yml before each "
@@ -121,6 +123,16 @@ class SlurmRecord(_Strict):
     submissions: list[Submission] = Field(default_factory=list, description="Every sbatch call, oldest first.")
 
 
+class SuiteRecord(_Strict):
+    """The suite a run was planned from (`evals run --suite`)."""
+
+    name: str = Field(description="The suite's name.")
+    file: str = Field(description="Absolute path of the suite file, as it was read.")
+    models: list[str] = Field(description="The suite's model names, in file order (the summary table's columns).")
+    output_root: str = Field(description="Absolute path of the suite's output root: <root>/<model>/<harness>-<task>, "
+                                         "and summary.yml.")
+
+
 class RunRecord(_Strict):
     """One `evals run`: its tasks, where their outputs go, and how to reach them again."""
 
@@ -144,6 +156,7 @@ class RunRecord(_Strict):
     deployment: ServedDeployment | None = Field(
         default=None, description="The model server the run starts before its tasks and stops after them "
                                   "(`deployment:`); its image's id once it started.")
+    suite: SuiteRecord | None = Field(default=None, description="The suite the run was planned from (--suite).")
 
     @property
     def images(self) -> list[str]:

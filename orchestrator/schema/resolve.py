@@ -46,6 +46,9 @@ class RunRequest:
     overrides: str | None = None
     offline: bool = False
     """``--offline``: a flag without a value; sets ``config.offline`` (false leaves lower layers' value)."""
+    layers: tuple[RunConfigLayer, ...] = ()
+    """A suite pair's layers (defaults, the task's overrides, the model's settings), lowest first: above
+    ``--run_config``, below the explicit flags."""
 
     def flag_values(self) -> dict[str, str | None]:
         """Explicit flags by their command-line names."""
@@ -77,11 +80,12 @@ def _flags_layer(request: RunRequest) -> RunConfigLayer:
 
 
 def request_layers(request: RunRequest) -> list[RunConfigLayer]:
-    """The request's own layers, lowest priority first: ``--run_config``, the explicit flags, ``--overrides``."""
+    """The request's own layers, lowest priority first: ``--run_config``, a suite pair's layers, the explicit flags,
+    ``--overrides``."""
     user = load_model(RunConfigLayer, request.run_config) if request.run_config else RunConfigLayer()
     overrides = validate(RunConfigLayer, parse_overrides(request.overrides), source="--overrides") \
         if request.overrides else RunConfigLayer()
-    return [user, _flags_layer(request), overrides]
+    return [user, *request.layers, _flags_layer(request), overrides]
 
 
 def run_deployment(requests: list[RunRequest]) -> DeploymentLayer | None:

@@ -13,11 +13,13 @@ from orchestrator.host import api
 from orchestrator.host.cli.console import stderr, stdout, write_output
 from orchestrator.host.cli.options import LatestRunId, RunId
 from orchestrator.host.cli.services import services_of
+from orchestrator.host.cli.suite import is_path
 from orchestrator.host.records import store
 from orchestrator.host.records.follow import follow_task
 from orchestrator.host.records.report import literal, results_table
 from orchestrator.host.records.results import read_named
 from orchestrator.host.records.status import show_run, status_table
+from orchestrator.host.records.summary import build_summary, summary_table, write_summary
 from orchestrator.schema.errors import InputError, printable
 
 
@@ -26,6 +28,8 @@ def status(ctx: typer.Context, run_id: LatestRunId = None,
     """Show each task's state; the scores of finished tasks; the log tail of failed ones."""
     record = store.load(run_id or store.latest())
     record = services_of(ctx).executor_for(record.executor).refresh(record)
+    if record.done and record.suite is not None:
+        write_summary(record)
     if as_json:
         print(record.model_dump_json(indent=2))
         return
@@ -66,8 +70,18 @@ def list_runs() -> None:
     stdout.print(table)
 
 
-def show(paths: Annotated[list[Path], typer.Argument(help="results.yml files or output directories")]) -> None:
-    """Validate results.yml files and print their scores (a file over 4 MiB or 250,000 YAML nodes is refused)."""
-    for path in paths:
-        file, results = read_named(path)
-        stdout.print(results_table(results, title=f"{results.framework_name} / {results.config.type}  ({file})"))
+def show(ctx: typer.Context,
+         targets: Annotated[list[Path], typer.Argument(help="results.yml files, output directories or run ids",
+                                                       metavar="RUN_ID|PATH...")]) -> None:
+    """Print the scores of results.yml files (a file over 4 MiB or 250,000 YAML nodes is refused), or a run's table
+    tasks x models (rows: task and metric; cells: score ± 95% CI half-width; a finished suite's summary.yml is
+    written again)."""
+    for target in targets:
+        if is_path(target):
+            file, results = read_named(target)
+            stdout.print(results_table(results, title=f"{results.framework_name} / {results.config.type}  ({file})"))
+            continue
+        record = store.load(str(target))
+        record = services_of(ctx).executor_for(record.executor).refresh(record)
+        summary = write_summary(record)[0] if record.done and record.suite is not None else build_summary(record)
+        stdout.print(summary_table(summary))

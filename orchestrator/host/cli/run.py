@@ -16,6 +16,7 @@ from orchestrator.host.backends.local.slots import max_parallel as containers_at
 from orchestrator.host.cli.console import stderr, stdout, write_output
 from orchestrator.host.cli.options import EvalTypes, Harness, MaxParallel, Overrides, RunId
 from orchestrator.host.cli.services import HostServices, services_of
+from orchestrator.host.cli.suite import refuse_with_suite, show_suite
 from orchestrator.host.records.status import outcome, show_run
 from orchestrator.host.records.status import wait as wait_for
 from orchestrator.host.replay import check_same, load_replay
@@ -25,6 +26,8 @@ from orchestrator.schema.record import RunRecord
 def run(
     ctx: typer.Context,
     eval_type: EvalTypes = None,
+    suite: Annotated[Path | None, typer.Option("--suite", help="a suite file: every (model, task) pair it names, as "
+                                                               "one run (docs/suites.md)")] = None,
     model_id: Annotated[str | None, typer.Option("--model_id", "--model-id", help="model name")] = None,
     model_url: Annotated[str | None, typer.Option("--model_url", "--model-url", help="full endpoint URL")] = None,
     model_type: Annotated[str | None, typer.Option("--model_type", "--model-type",
@@ -82,6 +85,11 @@ def run(
     """Run evaluations in their harnesses' containers, here or as Slurm jobs, and print their results."""
     services = services_of(ctx)
     api.check_kubernetes(executor, dry_run=dry_run, manifests=manifests, results_claim=results_claim)
+    if suite is not None:
+        refuse_with_suite({"--eval_type": eval_type, "--model_id": model_id, "--model_url": model_url,
+                           "--model_type": model_type, "--api_key_name": api_key_name, "--run_config": run_config,
+                           "--overrides": overrides, "--harness": harness, "--image": image, "--data_dir": data_dir,
+                           "--from": from_results, "--resume": resume})
     if resume is not None:
         api.refuse_changes_on_resume(eval_type=eval_type, model_id=model_id, model_url=model_url,
                                      run_config=run_config, overrides=overrides, dry_run=dry_run,
@@ -95,13 +103,22 @@ def run(
                             "--overrides": overrides, "--harness": harness, "--image": image, "--offline": offline},
                            by="--from")
         eval_type, overrides, offline = [replay.eval_type], replay.overrides, replay.offline
-    planned = api.plan(eval_type=eval_type, model_id=model_id, model_url=model_url, model_type=model_type,
-                       api_key_name=api_key_name, output_dir=output_dir, run_config=run_config, overrides=overrides,
-                       data_dir=data_dir, offline=offline, cache_dir=cache_dir, data=data, network=network,
-                       executor=executor, slurm_config=slurm_config, partition=partition, account=account,
-                       time_limit=time_limit, gres=gres, gpus=gpus, container_runtime=container_runtime,
-                       output_root=output_root, sbatch=sbatch, max_parallel=max_parallel,
-                       choose=api.image_chooser(services.catalog, harness=harness, image=image, replay=replay))
+    if suite is not None:
+        planned = api.plan_suite(
+            suite_file=suite, output_dir=output_dir, offline=offline, cache_dir=cache_dir, data=data, network=network,
+            executor=executor, slurm_config=slurm_config, partition=partition, account=account, time_limit=time_limit,
+            gres=gres, gpus=gpus, container_runtime=container_runtime, output_root=output_root, sbatch=sbatch,
+            catalog=services.catalog, check_keys=not dry_run and executor != "kubernetes",
+            max_parallel=max_parallel)
+    else:
+        planned = api.plan(
+            eval_type=eval_type, model_id=model_id, model_url=model_url, model_type=model_type,
+            api_key_name=api_key_name, output_dir=output_dir, run_config=run_config, overrides=overrides,
+            data_dir=data_dir, offline=offline, cache_dir=cache_dir, data=data, network=network, executor=executor,
+            slurm_config=slurm_config, partition=partition, account=account, time_limit=time_limit, gres=gres,
+            gpus=gpus, container_runtime=container_runtime, output_root=output_root, sbatch=sbatch,
+            max_parallel=max_parallel,
+            choose=api.image_chooser(services.catalog, harness=harness, image=image, replay=replay))
     if replay is not None:
         check_same(replay, planned.tasks[0].plan.evaluation,
                    slurm=planned.record.slurm.config if planned.record.slurm else None)
@@ -130,7 +147,8 @@ def _announce(planned: api.PlannedRun) -> None:
     record, tasks = planned.record, planned.tasks
     names = ", ".join(f"{p.image.harness}.{p.plan.evaluation.config.type}" for p in tasks)
     stderr.print(f"[bold]run {record.id}[/] ({record.executor}): " + escape(f"{names} in {', '.join(record.images)}"
-                 + (f" -> {tasks[0].output_dir}" if len(tasks) == 1 else "")))
+                 + (f" -> {tasks[0].output_dir}" if len(tasks) == 1 and record.suite is None else "")
+                 + (f" -> {record.suite.output_root}" if record.suite is not None else "")))
 
 
 def _write_manifests(planned: api.PlannedRun, options: KubernetesOptions, manifests: Path | None) -> None:
@@ -171,5 +189,9 @@ def _finish(services: HostServices, record: RunRecord, *, wait: bool) -> None:
                           report=lambda line: stderr.print(escape(line)))
     # a local run of one container at a time streamed its output; a parallel one showed progress, so show the tails
     streamed = record.executor == "local" and containers_at_once(record, tasks=len(record.tasks)) == 1
+    if record.suite is not None:
+        show_suite(record, tails=True)
+        outcome(record)
+        return
     show_run(record, stdout, stderr, table=not streamed or len(record.tasks) > 1, tails=not streamed)
     outcome(record)

@@ -59,10 +59,17 @@ def show_run(record: RunRecord, console: Console, errors: Console, *, table: boo
 
 
 def outcome(record: RunRecord) -> None:
-    """Raise for the first task that did not succeed (a failed harness's exit code, else 1), naming its log."""
+    """Raise for the first task that did not succeed (a failed harness's exit code, else 1), naming its log; a suite
+    that did not fully succeed exits 1, naming every pair that did not (the others ran)."""
     bad = [task for task in record.tasks if task.state != "succeeded"]
     if not bad:
         return
+    if record.suite is not None:
+        pairs = ", ".join(f"{t.model} x {t.harness}.{t.task}: {t.state}" for t in bad)
+        raise HarnessError(f"suite {record.suite.name} (run {record.id}) is incomplete: {len(bad)} of "
+                           f"{len(record.tasks)} pairs did not succeed ({pairs})", exit_code=1,
+                           hint=f"the others ran; see {record.suite.output_root}/summary.yml and `evals show "
+                                f"{record.id}`; resume with `evals resubmit {record.id}`")
     task = bad[0]
     count = f"{len(bad)} of {len(record.tasks)} tasks did not succeed; " if len(record.tasks) > 1 else ""
     raise HarnessError(f"run {record.id}: {count}task {task.index} ({task.harness}.{task.task}) {task.state}: "
