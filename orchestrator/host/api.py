@@ -201,6 +201,11 @@ def plan_suite(*, suite_file: Path, output_dir: Path | None, offline: bool, cach
         task.model = model
     record.suite, record.endpoint_limits = pairs.suite, pairs.endpoint_limits
     record.max_parallel = max_parallel if max_parallel is not None else suite.max_parallel
+    if pairs.served is not None:
+        if executor == "kubernetes":
+            raise InputError("--executor kubernetes renders the evaluation Jobs only, not a model server",
+                             hint="drop the model's deployment: (point it at a served model with url)")
+        record_deployment(record, pairs.served)
     return PlannedRun(pairs.tasks, record, access)
 
 

@@ -15,8 +15,12 @@ from pathlib import Path
 
 from orchestrator.host.catalog import HarnessImage, ImageCatalog, chosen_image, pick_image
 from orchestrator.host.data.cache import DataAccess
+from orchestrator.host.deploy.commands import render_server
+from orchestrator.host.deploy.target import ROUTES, point_at_server
+from orchestrator.host.exports.targets import problems as export_problems
 from orchestrator.host.plan import ContainerRun, NetworkMode, plan_container_run, resolve_task
 from orchestrator.schema.config import RunConfigLayer
+from orchestrator.schema.deployment import Deployment, ServedDeployment, resolve_deployment
 from orchestrator.schema.errors import EvalsError, ProblemsError
 from orchestrator.schema.loading import load_model
 from orchestrator.schema.merge import merge
@@ -35,6 +39,8 @@ class PlannedSuite:
     """The suite model's name of each task, in task order."""
     suite: SuiteRecord
     endpoint_limits: dict[str, int]
+    served: ServedDeployment | None = None
+    """The model server the run deploys (a model's ``deployment:``), if one does."""
 
 
 def read_suite(path: Path) -> Suite:
@@ -52,6 +58,22 @@ def pair_request(suite: Suite, model: SuiteModel, task: SuiteTask, *, offline: b
     return RunRequest(eval_type=task.eval_type, model_id=model.model_id, model_url=model.url,
                       model_type=model.model_type, api_key_name=model.api_key_name, offline=offline,
                       layers=tuple(layers))
+
+
+def suite_server(suite: Suite, *, base: Path) -> ServedDeployment | None:
+    """The server of the suite's deployed model (at most one, see ``suite_problems``), resolved and rendered once."""
+    for model in suite.models:
+        if model.deployed:
+            deployment = resolve_deployment(model.deployment, base=base)
+            if deployment is not None:
+                command = render_server(deployment)
+                return ServedDeployment(deployment=deployment, command=[*(command.entrypoint or []), *command.args])
+    return None
+
+
+def server_limits(deployment: Deployment, limit: int) -> dict[str, int]:
+    """A deployed model's request limit on each route of its server (a task reaches it by its endpoint type)."""
+    return {f"http://127.0.0.1:{deployment.port}{route}": limit for route in dict.fromkeys(ROUTES.values())}
 
 
 def clip_parallelism(request: RunRequest, image: HarnessImage, limit: int | None) -> RunRequest:
@@ -84,24 +106,26 @@ def plan_suite(suite: Suite, *, source: Path, catalog: ImageCatalog, run_id: str
                network: NetworkMode, data: DataAccess | None, offline: bool, check_keys: bool) -> PlannedSuite:
     """Every pair of ``suite`` (read from ``source``) planned into ``root/<model>/<harness>-<task>``; every problem
     found is raised at once. ``check_keys``: also refuse key variables unset here (not for a dry run)."""
-    problems = suite_problems(suite)
-    built = catalog.images()
-    images: dict[int, HarnessImage] = {}
-    for index, task in enumerate(suite.tasks):
-        try:
-            images[index] = _image(catalog, built, task)
-        except EvalsError as err:
-            problems.append(f"tasks[{index}] {task.eval_type}: {err}")
+    problems, served = _file_problems(suite, source)
+    images = _images(suite, catalog, problems)
     planned: list[ContainerRun] = []
     models: list[str] = []
     seen: set[tuple[str, str, str]] = set()
     limits = endpoint_limits(suite)
+    deployed = next((model for model in suite.models if model.deployed), None)
+    if served is not None and deployed is not None and deployed.max_parallel_requests is not None:
+        limits |= server_limits(served.deployment, deployed.max_parallel_requests)
     for model, task in suite.pairs():
         image = images.get(suite.tasks.index(task))
         if image is None:
             continue
         try:
-            request = clip_parallelism(pair_request(suite, model, task, offline=offline), image, limits.get(model.url))
+            request = pair_request(suite, model, task, offline=offline)
+            if model.deployed:
+                if served is None:  # its deployment is already a problem
+                    continue
+                request = point_at_server(request, image, served.deployment)
+            request = clip_parallelism(request, image, limits.get(request.model_url or ""))
             plan = resolve_task(image, request, data=data)
             kind = plan.evaluation.config.type
             if (model.name, image.harness, kind) in seen:
@@ -124,15 +148,38 @@ def plan_suite(suite: Suite, *, source: Path, catalog: ImageCatalog, run_id: str
         raise ProblemsError(f"suite {source}: {len(unique)} problem(s); nothing was started", unique,
                             hint="fix them all, then run the suite again")
     record = SuiteRecord(name=suite.name, file=str(source.resolve()), models=[m.name for m in suite.models],
-                         output_root=str(root.resolve()))
-    return PlannedSuite(planned, models, record, limits)
+                         output_root=str(root.resolve()), export=suite.export)
+    return PlannedSuite(planned, models, record, limits, served)
+
+
+def _file_problems(suite: Suite, source: Path) -> tuple[list[str], ServedDeployment | None]:
+    """What is wrong before any pair resolves (the file's own problems, its export, its server), and the server."""
+    problems = suite_problems(suite)
+    if suite.export is not None:
+        problems.extend(f"export: {line}" for line in export_problems(suite.export))
+    try:
+        return problems, suite_server(suite, base=source.parent)
+    except EvalsError as err:
+        return [*problems, f"deployment: {err}"], None
+
+
+def _images(suite: Suite, catalog: ImageCatalog, problems: list[str]) -> dict[int, HarnessImage]:
+    """Each task's image, by task index; a task whose image cannot be found is a problem (appended)."""
+    built = catalog.images()
+    images: dict[int, HarnessImage] = {}
+    for index, task in enumerate(suite.tasks):
+        try:
+            images[index] = _image(catalog, built, task)
+        except EvalsError as err:
+            problems.append(f"tasks[{index}] {task.eval_type}: {err}")
+    return images
 
 
 def endpoint_limits(suite: Suite) -> dict[str, int]:
     """Endpoint URL -> the most requests at once; models sharing a URL share its smallest limit."""
     limits: dict[str, int] = {}
     for model in suite.models:
-        if model.max_parallel_requests is not None:
+        if model.max_parallel_requests is not None and model.url is not None:
             limits[model.url] = min(limits.get(model.url, model.max_parallel_requests), model.max_parallel_requests)
     return limits
 

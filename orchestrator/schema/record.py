@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from orchestrator.schema.config import EnvVarName
 from orchestrator.schema.deployment import ServedDeployment
 from orchestrator.schema.slurm import SlurmConfig
+from orchestrator.schema.tracking import ExportConfig
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 """A run id: letters, digits, ``_``, ``.`` and ``-``, not starting with ``.``, at most 64 characters. It names a
@@ -131,6 +132,8 @@ class SuiteRecord(_Strict):
     models: list[str] = Field(description="The suite's model names, in file order (the summary table's columns).")
     output_root: str = Field(description="Absolute path of the suite's output root: <root>/<model>/<harness>-<task>, "
                                          "and summary.yml.")
+    export: ExportConfig | None = Field(default=None, description="The suite's export: section, run when the suite "
+                                                                  "ends (also after a resume).")
 
 
 class RunRecord(_Strict):

@@ -17,10 +17,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.schema.config import (
     AdapterConfigLayer,
+    DeploymentLayer,
     EndpointType,
     EndpointUrl,
     EnvVarName,
@@ -31,6 +32,7 @@ from orchestrator.schema.config import (
 from orchestrator.schema.errors import EvalsError
 from orchestrator.schema.loading import validate
 from orchestrator.schema.overrides import parse_overrides
+from orchestrator.schema.tracking import ExportConfig
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 """A suite's or a model's name: it names a directory (``<output>/<model>/``) and a table column, so letters, digits,
@@ -74,9 +76,14 @@ class SuiteModel(_Strict):
     """One model under evaluation: its endpoint and how to reach it."""
 
     name: SafeName = Field(description="The model's name in the suite: its output directory and its table column.")
-    url: EndpointUrl = Field(description="Full endpoint URL, e.g. http://host:8000/v1/chat/completions.")
+    url: EndpointUrl | None = Field(default=None, description="Full endpoint URL, e.g. http://host:8000/v1/chat/"
+                                                              "completions (none with a deployment).")
     model_type: EndpointType = Field(description="chat, completions or vlm.")
-    model_id: ModelId = Field(description="Model name sent to the endpoint.")
+    model_id: ModelId | None = Field(default=None, description="Model name sent to the endpoint (with a deployment: "
+                                                               "its served_model_name).")
+    deployment: DeploymentLayer | None = Field(
+        default=None, description="A model server `evals` starts for this model's tasks and stops after them (as a "
+                                  "run config's deployment:); its URL and model name become the model's.")
     api_key_name: EnvVarName | None = Field(
         default=None, description="NAME of the environment variable holding the endpoint's API key, never the key.")
     adapter_config: AdapterConfigLayer | None = Field(
@@ -86,6 +93,21 @@ class SuiteModel(_Strict):
                                         "task's config.params.parallelism is clipped to it. null: no limit.")
     overrides: Overrides = Field(default=None, description="Dotted overrides for this model's pairs, as --overrides "
                                                            "(a.b=c,d.e=f); above the task's.")
+
+    @model_validator(mode="after")
+    def _endpoint_or_server(self) -> SuiteModel:
+        """A model is an endpoint (url and model_id) or a server the run deploys, not both."""
+        deployed = self.deployment is not None and self.deployment.type not in (None, "none")
+        if deployed and self.url is not None:
+            raise ValueError("a model with a deployment is served at its server's URL: drop url")
+        if not deployed and (self.url is None or self.model_id is None):
+            raise ValueError("a model needs url and model_id (or a deployment that serves it)")
+        return self
+
+    @property
+    def deployed(self) -> bool:
+        """Whether the run starts this model's server."""
+        return self.deployment is not None and self.deployment.type not in (None, "none")
 
     @field_validator("max_parallel_requests", mode="before")
     @classmethod
@@ -130,6 +152,8 @@ class Suite(_Strict):
     tasks: list[SuiteTask] = Field(min_length=1, description="The tasks to run on them.")
     max_parallel: int | None = Field(default=None, ge=1,
                                      description="The most containers running at once (as --max_parallel, which wins).")
+    export: ExportConfig | None = Field(default=None, description="Where the results go when the suite ends (as "
+                                                                  "`evals export`): MLflow, W&B, CSV, JSON.")
 
     def pairs(self) -> list[tuple[SuiteModel, SuiteTask]]:
         """Every (model, task) pair to run: model by model, each with its tasks in file order."""
@@ -144,6 +168,13 @@ def suite_problems(suite: Suite) -> list[str]:
     for name in dict.fromkeys(names):
         if names.count(name) > 1:
             problems.append(f"model name {name!r} is given {names.count(name)} times: each model needs its own name")
+    if suite.defaults.deployment is not None:
+        problems.append("defaults.deployment: a deployment serves one model; put it on that model "
+                        "(models[].deployment)")
+    deployed = [model.name for model in suite.models if model.deployed]
+    if len(deployed) > 1:
+        problems.append(f"models {', '.join(deployed)} each deploy a server; a suite run deploys at most one (run one "
+                        "suite per deployed checkpoint, then `evals report` them together)")
     for index, task in enumerate(suite.tasks):
         for name in task.models or []:
             if name not in names:

@@ -268,3 +268,76 @@ def test_a_plain_run_summarises_by_the_results_model_id(tmp_path: Path) -> None:
     assert summary.suite is None and summary.models == ["plain/model"] and summary.complete
     table = summary_table(summary)
     assert [c.header for c in table.columns][2:] == ["plain/model"] or str(table.columns[2].header) == "plain/model"
+
+
+# --------------------------------------------------------------------------- export: and a model's deployment:
+
+
+def test_the_suites_export_runs_when_it_ends(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = suite_text() + "export:\n  csv: {path: scores.csv}\n  json: {path: scores.json}\n"
+    evals = Evals(fake_services(images=IMAGES, launcher=PairLauncher()))
+    assert evals.main(["run", "--suite", str(write_suite(tmp_path, text)), "--output_dir", str(tmp_path / "out")]) == 0
+    assert "exported to csv" in capsys.readouterr().err
+    rows = (tmp_path / "out" / "scores.csv").read_text().splitlines()
+    assert len(rows) > 4 and all(model in "".join(rows) for model in ("small", "big"))
+    assert store.load(store.latest()).suite.export is not None  # type: ignore[union-attr]  # a resume exports too
+
+
+def test_a_failed_export_keeps_the_results_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "taken").mkdir()  # a directory where the CSV file should go: the csv target fails
+    text = suite_text() + f"export:\n  csv: {{path: {tmp_path / 'taken'}}}\n  json: {{path: scores.json}}\n"
+    evals = Evals(fake_services(images=IMAGES, launcher=PairLauncher()))
+    with pytest.raises(SystemExit) as code:  # as the real `evals` exits: export's own exit code
+        evals.main(["run", "--suite", str(write_suite(tmp_path, text)), "--output_dir", str(tmp_path / "out")])
+    assert code.value.code == 1
+    err = capsys.readouterr().err
+    assert "evals: error: export to csv failed" in err and "retry: evals export" in err  # what failed, how to retry
+    assert (tmp_path / "out" / "summary.yml").is_file() and (tmp_path / "out" / "scores.json").is_file()
+
+
+def test_export_settings_that_cannot_work_are_problems_before_anything_starts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    path = write_suite(tmp_path, suite_text() + "export:\n  mlflow: {experiment: x}\n")
+    with pytest.raises(ProblemsError) as err:
+        plan(path, tmp_path / "out")
+    assert any(line.startswith("export: mlflow: no tracking URI") for line in err.value.problems)
+
+
+def deployed_suite(**model: str) -> str:
+    served = ", ".join(f"{k}: {v}" for k, v in {"type": "reference", "port": "8765", **model}.items())
+    return suite_text(**{f'{{name: big, url: "{URL_B}", model_type: completions, model_id: org/big}}':
+                         f"{{name: big, model_type: completions, deployment: {{{served}}}}}"})
+
+
+def test_a_model_with_a_deployment_is_served_and_its_tasks_point_at_the_server(tmp_path: Path) -> None:
+    planned = plan(write_suite(tmp_path, deployed_suite()), tmp_path / "out")
+    record = planned.record
+    assert record.deployment is not None and record.deployment.deployment.port == 8765
+    big = [p.plan.evaluation.target.api_endpoint for p, t in zip(planned.tasks, record.tasks, strict=True)
+           if t.model == "big"]
+    assert [(e.url, e.model_id) for e in big] == [("http://127.0.0.1:8765/v1/completions", "SmolLM2-135M-Instruct")] * 2
+    small = [p.plan.evaluation.target.api_endpoint.url for p, t in zip(planned.tasks, record.tasks, strict=True)
+             if t.model == "small"]
+    assert small == [URL_A, URL_A]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (deployed_suite().replace("name: big, model_type", f'name: big, url: "{URL_B}", model_type'),
+     "a model with a deployment is served at its server's URL: drop url"),
+    (suite_text(**{f'url: "{URL_B}", ': ""}), "a model needs url and model_id"),
+])
+def test_a_model_is_an_endpoint_or_a_server(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_model(Suite, write_suite(tmp_path, text))
+
+
+def test_two_deployed_models_and_a_deployment_in_defaults_are_problems(tmp_path: Path) -> None:
+    text = deployed_suite().replace(f'{{name: small, url: "{URL_A}", model_type: completions, model_id: org/small,',
+                                    "{name: small, model_type: completions, deployment: {type: reference, port: 8766},")
+    text = text.replace("defaults:\n", "defaults:\n  deployment: {type: reference}\n")
+    with pytest.raises(ProblemsError) as err:
+        plan(write_suite(tmp_path, text), tmp_path / "out")
+    problems = "\n".join(err.value.problems)
+    assert "defaults.deployment: a deployment serves one model" in problems
+    assert "models small, big each deploy a server; a suite run deploys at most one" in problems

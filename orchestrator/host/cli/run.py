@@ -16,7 +16,7 @@ from orchestrator.host.backends.local.slots import max_parallel as containers_at
 from orchestrator.host.cli.console import stderr, stdout, write_output
 from orchestrator.host.cli.options import EvalTypes, Harness, MaxParallel, Overrides, RunId
 from orchestrator.host.cli.services import HostServices, services_of
-from orchestrator.host.cli.suite import refuse_with_suite, show_suite
+from orchestrator.host.cli.suite import export_suite, refuse_with_suite, show_suite
 from orchestrator.host.records.status import outcome, show_run
 from orchestrator.host.records.status import wait as wait_for
 from orchestrator.host.replay import check_same, load_replay
@@ -191,7 +191,10 @@ def _finish(services: HostServices, record: RunRecord, *, wait: bool) -> None:
     streamed = record.executor == "local" and containers_at_once(record, tasks=len(record.tasks)) == 1
     if record.suite is not None:
         show_suite(record, tails=True)
+        exported = export_suite(record)
         outcome(record)
+        if exported:
+            raise SystemExit(exported)  # every pair succeeded, an export did not (it said how to retry)
         return
     show_run(record, stdout, stderr, table=not streamed or len(record.tasks) > 1, tails=not streamed)
     outcome(record)
