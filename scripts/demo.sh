@@ -84,5 +84,11 @@ say "suite $SUITE: HumanEval pass@1 (completions), IFBench (chat)$([ "$WITH_VLM"
 # Exit 1 when a pair failed: the table and summary.yml say which; the endpoint is stopped either way.
 code=0
 "$EVALS" run --suite "$SUITE" --output_dir "$OUT/suite" || code=$?
-say "done in $((SECONDS - START)) s; summary: $OUT/suite/summary.yml"
+say "suite done in $((SECONDS - START)) s; summary: $OUT/suite/summary.yml"
+rm -f "$OUT/report.html"
+if "$EVALS" report "$OUT/suite" -o "$OUT/report.html" >/dev/null; then
+    say "report: $OUT/report.html (one self-contained HTML file: open it in a browser, it needs no network)"
+else
+    say "no report was written (see the error above)"; code=1
+fi
 exit "$code"

@@ -185,3 +185,16 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixt
     code, _, err = evals(capsys, "report", str(suite), "-o", str(tmp_path / "r.html"))
     assert code == 2 and "samples.jsonl:1: not a JSON record" in err
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_suite_root_with_its_summary_names_the_suites_models(tmp_path: Path) -> None:
+    root = write_suite(tmp_path / "suite")
+    pairs = [{"index": i, "model": f"suite-{model}", "task": task, "harness": "lm-eval", "state": "succeeded",
+              "output_dir": str(root / model / f"lm-eval-{task}"), "resolved_config": "run_config.yml",
+              "image": "evals/lm-eval:latest", "log": "task.log"}
+             for i, (model, task) in enumerate((m, t) for m in MODELS for t in TASKS)]
+    (root / "summary.yml").write_text(dump_yaml({"run_id": "20261128-000000-0001", "suite": "s", "models": [
+        f"suite-{m}" for m in MODELS], "written_at": "2026-11-28T00:00:00Z", "complete": True, "pairs": pairs}))
+    assert {entry.model for entry in gather([str(root)])} == {f"suite-{model}" for model in MODELS}
+    (root / "summary.yml").write_text("not: [a summary")  # unreadable: the results' model ids, as before
+    assert {entry.model for entry in gather([str(root)])} == set(MODELS)

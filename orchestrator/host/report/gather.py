@@ -17,9 +17,11 @@ import yaml
 
 from orchestrator.host.records import store
 from orchestrator.host.records.results import read_results
-from orchestrator.schema.errors import InputError, ResultsParseError
+from orchestrator.schema.errors import EvalsError, InputError, ResultsParseError
+from orchestrator.schema.loading import load_model
 from orchestrator.schema.record import RUN_ID, RunRecord, TaskRecord
 from orchestrator.schema.results import ResultsFile
+from orchestrator.schema.summary import SUMMARY_FILE, Summary
 
 RESULTS_FILE = "results.yml"
 SOURCES_HINT = "give run ids (`evals runs` lists them), task output directories or folders holding them"
@@ -58,7 +60,8 @@ def gather(sources: list[str]) -> list[TaskOutput]:
 def _from_source(source: str) -> list[TaskOutput]:
     path = Path(source)
     if path.is_dir():
-        return [_from_dir(source, directory) for directory in _result_dirs(path)]
+        names = _suite_models(path)
+        return [_from_dir(source, directory, model=names.get(directory.resolve())) for directory in _result_dirs(path)]
     if path.is_file() and (path.parent / RESULTS_FILE).is_file():  # results.yml, or a file beside it
         return [_from_dir(source, path.parent)]
     if RUN_ID.fullmatch(source) and not path.exists():
@@ -75,12 +78,22 @@ def _result_dirs(path: Path) -> list[Path]:
     return found
 
 
-def _from_dir(source: str, directory: Path) -> TaskOutput:
+def _suite_models(root: Path) -> dict[Path, str]:
+    """A suite's output root names its pairs' models in its summary.yml: output directory -> the suite's model name
+    (empty when there is no summary, or it cannot be read: results.yml's model ids are used then)."""
+    try:
+        summary = load_model(Summary, root / SUMMARY_FILE)
+    except (EvalsError, OSError):
+        return {}
+    return {Path(pair.output_dir).resolve(): pair.model for pair in summary.pairs if pair.model}
+
+
+def _from_dir(source: str, directory: Path, *, model: str | None = None) -> TaskOutput:
     try:
         results = read_results(directory / RESULTS_FILE)
     except ResultsParseError as err:
         raise InputError(err.message, hint=err.hint) from None
-    return TaskOutput(model=results.target.api_endpoint.model_id, source=source, output_dir=directory,
+    return TaskOutput(model=model or results.target.api_endpoint.model_id, source=source, output_dir=directory,
                       results=results)
 
 
@@ -89,7 +102,7 @@ def _from_run(run: RunRecord, source: str) -> list[TaskOutput]:
     for task in run.tasks:
         directory = Path(task.output_dir)
         results = _results(directory / RESULTS_FILE)
-        model = getattr(task, "model", None) or (results.target.api_endpoint.model_id if results else None)
+        model = task.model or (results.target.api_endpoint.model_id if results else None)
         found.append(TaskOutput(model=model or _configured_model(task), source=source, output_dir=directory,
                                 results=results, record=task, run=run))
     return found
