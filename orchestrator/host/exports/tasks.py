@@ -70,7 +70,7 @@ def gather(sources: list[str] | list[RunRecord]) -> Gathered:
 
 
 def _from_record(record: RunRecord, found: Gathered) -> None:
-    suite = getattr(getattr(record, "suite", None), "name", None)  # RunRecord.suite: a suite's run (issue 18, part S)
+    suite = record.suite.name if record.suite is not None else None
     for entry in record.tasks:
         results_file = Path(entry.output_dir) / RESULTS_FILE
         if not results_file.is_file():
@@ -107,7 +107,7 @@ def _task(directory: Path, *, results_file: Path, record: RunRecord | None = Non
         raise InputError(f"cannot read {results_file}: {err.strerror or type(err).__name__}") from None
     except ResultsParseError as err:
         raise InputError(err.message, hint=err.hint) from None
-    recorded_model: str | None = getattr(entry, "model", None)  # TaskRecord.model: the suite's model name (part S)
+    recorded_model = entry.model if entry is not None else None  # a suite's model name
     return TaskExport(
         model=recorded_model or results.target.api_endpoint.model_id,
         task=entry.task if entry else results.config.type,
